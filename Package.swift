@@ -1,0 +1,44 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let package = Package(
+    name: "smtptape",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "smtptape", targets: ["smtptape"]),
+        .library(name: "SMTPCore", targets: ["SMTPCore"]),
+        .library(name: "SMTPCapture", targets: ["SMTPCapture"]),
+        .library(name: "SMTPTranscript", targets: ["SMTPTranscript"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // The SMTP grammar: commands, replies, capabilities, dot-stuffing, limits and the
+        // dialogue state machine. No I/O; shared by capture, transcripts and (later) replay and proxy.
+        .target(name: "SMTPCore", dependencies: ["CSMTPScan"]),
+        // memmem, which Swift's Glibc module does not expose.
+        .target(name: "CSMTPScan"),
+        // libpcap, kept in one leaf target.
+        .systemLibrary(
+            name: "CPcap",
+            pkgConfig: "libpcap",
+            providers: [.apt(["libpcap-dev"]), .brew(["libpcap"])]
+        ),
+        // Reading captures: link/IP/TCP decoding, TCP reassembly, SMTP dialogue extraction.
+        .target(name: "SMTPCapture", dependencies: ["SMTPCore", "CPcap"]),
+        // Rendering dialogues: readable text, JSON Lines, .eml files.
+        .target(name: "SMTPTranscript", dependencies: ["SMTPCore"]),
+        .executableTarget(
+            name: "smtptape",
+            dependencies: [
+                "SMTPCore", "SMTPCapture", "SMTPTranscript",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "SMTPCoreTests", dependencies: ["SMTPCore"]),
+        .testTarget(name: "SMTPCaptureTests", dependencies: ["SMTPCapture", "SMTPCore", "SMTPTranscript"], resources: []),
+        .testTarget(name: "SMTPTranscriptTests", dependencies: ["SMTPTranscript", "SMTPCore"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

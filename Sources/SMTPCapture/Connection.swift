@@ -1,0 +1,117 @@
+import SMTPCore
+
+/// A TCP connection and, once it is known to carry SMTP, its dialogue.
+struct Connection {
+    enum Kind {
+        /// Neither port is an SMTP port; the first payload decides.
+        case undetermined
+        case smtp
+        /// Not SMTP: packets are skipped until the connection ends.
+        case ignored
+    }
+
+    var key: FlowKey
+    var kind: Kind
+    /// Whether the key's first endpoint is the client; `nil` until known.
+    var clientIsA: Bool?
+    var streamA = TCPStream()
+    var streamB = TCPStream()
+    var dialogue = SMTPDialogue()
+    var session: SessionInfo?
+    var start: Timestamp
+    var lastSeen: Timestamp
+    var handshakeSeen: Bool
+    /// The client's initial sequence number, to tell a new connection on the same ports.
+    var clientISN: UInt32?
+    var finA = false, finB = false
+
+    init(key: FlowKey, first segment: TCPSegment, time: Timestamp, smtpPorts: borrowing PortSet) {
+        self.key = key
+        start = time
+        lastSeen = time
+        handshakeSeen = segment.isSYN
+        if segment.isSYN {
+            clientIsA = segment.hasACK ? !segment.forward : segment.forward
+            if !segment.hasACK { clientISN = segment.sequence }
+        }
+        let smtpA = smtpPorts.contains(key.portA), smtpB = smtpPorts.contains(key.portB)
+        if clientIsA == nil {
+            if smtpB && !smtpA { clientIsA = true } else if smtpA && !smtpB { clientIsA = false }
+        }
+        kind = smtpA || smtpB ? .smtp : .undetermined
+    }
+
+    /// Whether a SYN on this key starts a new connection rather than repeating the old one's.
+    func isReplaced(by segment: TCPSegment) -> Bool {
+        guard segment.isSYN, !segment.hasACK else { return false }
+        if let clientISN { return clientISN != segment.sequence }
+        return true
+    }
+
+    @inline(__always)
+    func side(forward: Bool) -> Side { forward == (clientIsA ?? true) ? .client : .server }
+
+    /// Decides, at the first payload, whether an undetermined connection is SMTP and who is the
+    /// server: the side that speaks first with a reply code.
+    mutating func classify(_ segment: TCPSegment) {
+        let startsWithReply = Self.startsWithReplyCode(segment.payload)
+        if kind == .undetermined {
+            guard startsWithReply, Self.startsWith220(segment.payload) else {
+                kind = .ignored
+                return
+            }
+            kind = .smtp
+            clientIsA = !segment.forward
+        } else if clientIsA == nil {
+            clientIsA = startsWithReply ? !segment.forward : segment.forward
+        }
+    }
+
+    static func startsWithReplyCode(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        guard bytes.count >= 4, SMTPReplyLine.code(bytes) != nil else { return false }
+        return bytes[3] == 0x20 || bytes[3] == 0x2D || bytes[3] == 0x0D || bytes[3] == 0x0A
+    }
+
+    static func startsWith220(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        bytes.count >= 4 && bytes[0] == 0x32 && bytes[1] == 0x32 && bytes[2] == 0x30
+    }
+
+    /// Passes one segment to the stream of its direction and lets the other stream learn from its ACK.
+    @inline(__always)
+    mutating func receive(_ segment: TCPSegment, time: Timestamp, observer: some SMTPDialogueObserver) {
+        if segment.forward {
+            streamA.receive(segment, time: time, dialogue: &dialogue, observer: observer)
+            if segment.hasACK, !streamB.pending.isEmpty {
+                streamB.peerAcknowledged(segment.acknowledgement, time: time, dialogue: &dialogue, observer: observer)
+            }
+        } else {
+            streamB.receive(segment, time: time, dialogue: &dialogue, observer: observer)
+            if segment.hasACK, !streamA.pending.isEmpty {
+                streamA.peerAcknowledged(segment.acknowledgement, time: time, dialogue: &dialogue, observer: observer)
+            }
+        }
+    }
+
+    var isClosed: Bool { streamA.finished && streamB.finished }
+
+    /// Delivers what is left and ends the dialogue.
+    mutating func finish(time: Timestamp, observer: some SMTPDialogueObserver) {
+        streamA.flush(time: time, dialogue: &dialogue, observer: observer)
+        streamB.flush(time: time, dialogue: &dialogue, observer: observer)
+        dialogue.finish(time: time, observer: observer)
+    }
+}
+
+/// The TCP ports taken as SMTP: 25, 465, 587, 2525 and any added with `--port`.
+struct PortSet {
+    private var bits = [UInt64](repeating: 0, count: 1024)
+
+    init(_ ports: [UInt16]) {
+        for port in [25, 465, 587, 2525] + ports.map(Int.init) {
+            bits[port >> 6] |= 1 << UInt64(port & 63)
+        }
+    }
+
+    @inline(__always)
+    func contains(_ port: UInt16) -> Bool { bits[Int(port) >> 6] & (1 << UInt64(port & 63)) != 0 }
+}

@@ -1,0 +1,336 @@
+import CPcap
+import SMTPCore
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Settings for reading SMTP dialogues out of captures.
+public struct ExtractionOptions: Sendable {
+    /// Ports taken as SMTP besides 25, 465, 587 and 2525.
+    public var extraPorts: [UInt16]
+    /// A BPF filter (tcpdump syntax) applied before anything else.
+    public var filter: String?
+    /// A connection with no packet for this long (in capture time) is ended and reported.
+    public var idleTimeout: Double
+
+    public init(extraPorts: [UInt16] = [], filter: String? = nil, idleTimeout: Double = 600) {
+        self.extraPorts = extraPorts
+        self.filter = filter
+        self.idleTimeout = idleTimeout
+    }
+}
+
+/// What reading one capture file found.
+public struct FileReport: Sendable {
+    public var file: String
+    public var packets = 0
+    public var tcpConnections = 0
+    public var sessions = 0
+    /// Packets whose headers cannot be right; skipped.
+    public var corruptPackets = 0
+    public var firstCorruption: (packet: Int, message: String)?
+    /// Packets cut by the snap length before the end of their TCP header; skipped.
+    public var truncatedHeaders = 0
+    /// Packets whose link type smtptape does not decode.
+    public var unsupportedLinkPackets = 0
+    public var unsupportedLinkType: Int32?
+    /// Set when the file could not be read to its end; what came before was still extracted.
+    public var error: CaptureError?
+
+    public init(file: String) { self.file = file }
+
+    /// One-line warnings for standard error.
+    public var warnings: [String] {
+        var lines: [String] = []
+        if let first = firstCorruption {
+            lines.append("\(file): packet \(first.packet): \(first.message); \(corruptPackets) corrupt packet(s) skipped")
+        }
+        if truncatedHeaders > 0 {
+            lines.append("\(file): \(truncatedHeaders) packet(s) cut by the snap length before the end of their TCP header, skipped")
+        }
+        if let type = unsupportedLinkType {
+            lines.append("\(file): \(unsupportedLinkPackets) packet(s) with link type \(type), which smtptape does not decode, skipped")
+        }
+        if error == nil, sessions == 0 {
+            lines.append("\(file): no SMTP sessions found (\(packets) packets, \(tcpConnections) TCP connections; ports 25, 465, 587, 2525 and --port are SMTP, and a 220 greeting on any port)")
+        }
+        return lines
+    }
+}
+
+/// Progress through a capture file, for a terminal.
+public struct ExtractionProgress: Sendable {
+    public var file: String
+    public var bytesRead: Int
+    public var fileSize: Int
+    public var packets: Int
+}
+
+/// Reads SMTP dialogues out of pcap and pcapng files and reports them to a ``SessionObserver``.
+///
+/// Streaming and bounded: each packet is decoded in place; connections hold only out-of-order
+/// data and partial lines; connections are ended when closed, reset, or idle. Several files are
+/// read in order with session numbers running on; connections do not span files.
+public final class SMTPExtractor {
+    let options: ExtractionOptions
+    let observer: any SessionObserver
+    let ports: PortSet
+    public var progress: ((ExtractionProgress) -> Void)?
+
+    var table = FlowTable()
+    var connections: [Connection] = []
+    var freeSlots: [Int] = []
+    var liveSlots = Set<Int>()
+    var nextSessionID = 1
+    var selectedSession = 0
+    var lastIdleCheck = Timestamp(nanoseconds: 0)
+    var currentFile = ""
+    var report = FileReport(file: "")
+
+    public init(options: ExtractionOptions = ExtractionOptions(), observer: any SessionObserver) {
+        self.options = options
+        self.observer = observer
+        self.ports = PortSet(options.extraPorts)
+    }
+
+    /// The number of sessions reported so far.
+    public var sessionCount: Int { nextSessionID - 1 }
+
+    /// Reads one capture file to its end (or to the point where it is damaged) and ends every
+    /// connection still open. Returns what was found; a file that cannot be opened or is not a
+    /// capture comes back with ``FileReport/error`` set and nothing read.
+    public func read(file path: String) -> FileReport {
+        currentFile = path
+        report = FileReport(file: path)
+        let pcap: PcapFile
+        do {
+            pcap = try PcapFile(path: path)
+            if let filter = options.filter { try pcap.setFilter(filter) }
+        } catch {
+            report.error = error
+            return report
+        }
+        let fileSize = Self.fileSize(path)
+        var lastTime = Timestamp(nanoseconds: 0)
+        loop: while true {
+            switch pcap.next() {
+            case .packet(let packet):
+                handle(packet)
+                lastTime = packet.time
+                if report.packets & 0xFFFF == 0, let progress {
+                    progress(ExtractionProgress(file: path, bytesRead: pcap.offset, fileSize: fileSize, packets: report.packets))
+                }
+            case .end:
+                break loop
+            case .error(let message):
+                if message.contains("different from the type of the first interface"), report.packets == 0 {
+                    // libpcap cannot read pcapng files whose interfaces differ in link type; our own reader can.
+                    readWithBlockReader(path: path, fileSize: fileSize)
+                    return report
+                }
+                report.error = CaptureError(kind: .damaged, file: path, packet: report.packets + 1, message: Self.describeDamage(message))
+                endAll(reason: .fileDamaged, time: lastTime)
+                return report
+            }
+        }
+        endAll(reason: .captureEnded, time: lastTime)
+        return report
+    }
+
+    func readWithBlockReader(path: String, fileSize: Int) {
+        var reader: PcapngReader
+        do {
+            reader = try PcapngReader(path: path, filter: options.filter)
+        } catch {
+            report.error = error
+            return
+        }
+        defer { reader.close() }
+        var lastTime = Timestamp(nanoseconds: 0)
+        while true {
+            do throws(PcapngReader.ReadError) {
+                let more = try reader.next { packet, passes in
+                    if passes { handle(packet) } else { report.packets += 1 }
+                    lastTime = packet.time
+                }
+                if !more { break }
+            } catch {
+                report.error = CaptureError(kind: .damaged, file: path, packet: report.packets + 1, message: error.message)
+                endAll(reason: .fileDamaged, time: lastTime)
+                return
+            }
+        }
+        endAll(reason: .captureEnded, time: lastTime)
+    }
+
+    static func describeDamage(_ libpcapMessage: String) -> String {
+        if libpcapMessage.lowercased().contains("truncated") {
+            return "capture truncated in the middle of a record (libpcap: \(libpcapMessage)); the packets before it were read"
+        }
+        return "damaged record (libpcap: \(libpcapMessage)); the packets before it were read"
+    }
+
+    static func fileSize(_ path: String) -> Int {
+        var info = stat()
+        return stat(path, &info) == 0 ? Int(info.st_size) : 0
+    }
+
+    // MARK: Packets
+
+    @inline(__always)
+    func handle(_ packet: CapturedPacket) {
+        report.packets += 1
+        let segment: TCPSegment
+        switch PacketDecoder.decode(packet.bytes, linkType: packet.linkType) {
+        case .segment(let decoded):
+            segment = decoded
+        case .notTCP:
+            return
+        case .truncatedHeader:
+            report.truncatedHeaders += 1
+            return
+        case .corrupt(let message):
+            report.corruptPackets += 1
+            if report.firstCorruption == nil { report.firstCorruption = (report.packets, message) }
+            return
+        case .unsupportedLinkType:
+            report.unsupportedLinkPackets += 1
+            report.unsupportedLinkType = packet.linkType
+            return
+        }
+        let time = packet.time
+        if time.nanoseconds - lastIdleCheck.nanoseconds > 10_000_000_000 || time < lastIdleCheck {
+            expireIdle(now: time)
+        }
+
+        var slot: Int
+        if let found = table.find(segment.key) {
+            slot = found
+            if connections[slot].isReplaced(by: segment) && connections[slot].handshakeSeen {
+                end(slot: slot, reason: .closed, time: time)
+                slot = open(segment, time: time)
+            }
+        } else {
+            // Stray ACKs, FINs and resets of connections we never saw carry nothing.
+            guard segment.isSYN || segment.payloadLength > 0, !segment.isRST else { return }
+            slot = open(segment, time: time)
+        }
+        process(segment, slot: slot, time: time)
+    }
+
+    func open(_ segment: TCPSegment, time: Timestamp) -> Int {
+        let connection = Connection(key: segment.key, first: segment, time: time, smtpPorts: ports)
+        report.tcpConnections += 1
+        let slot: Int
+        if let free = freeSlots.popLast() {
+            connections[free] = connection
+            slot = free
+        } else {
+            connections.append(connection)
+            slot = connections.count - 1
+        }
+        table.insert(segment.key, slot: slot)
+        liveSlots.insert(slot)
+        return slot
+    }
+
+    @inline(__always)
+    func process(_ segment: TCPSegment, slot: Int, time: Timestamp) {
+        connections[slot].lastSeen = time
+        if connections[slot].kind != .smtp || connections[slot].session == nil {
+            if segment.isSYN, !segment.hasACK, connections[slot].clientISN == nil {
+                connections[slot].clientISN = segment.sequence
+                connections[slot].clientIsA = segment.forward
+                connections[slot].handshakeSeen = true
+            }
+            if segment.payloadLength > 0, !segment.payload.isEmpty {
+                connections[slot].classify(segment)
+                if connections[slot].kind == .smtp { startSession(slot: slot) }
+            }
+            if connections[slot].kind == .ignored {
+                if segment.isRST { forget(slot: slot); return }
+                if segment.isFIN {
+                    if segment.forward { connections[slot].finA = true } else { connections[slot].finB = true }
+                    if connections[slot].finA && connections[slot].finB { forget(slot: slot) }
+                }
+                return
+            }
+        }
+        if let session = connections[slot].session, session.id != selectedSession {
+            selectedSession = session.id
+            observer.select(session: session.id)
+        }
+        connections[slot].receive(segment, time: time, observer: observer)
+        if segment.isRST {
+            if connections[slot].session != nil {
+                end(slot: slot, reason: .reset(by: connections[slot].side(forward: segment.forward)), time: time)
+            } else {
+                forget(slot: slot)
+            }
+        } else if connections[slot].isClosed {
+            if connections[slot].session != nil { end(slot: slot, reason: .closed, time: time) } else { forget(slot: slot) }
+        }
+    }
+
+    func startSession(slot: Int) {
+        let clientIsA = connections[slot].clientIsA ?? true
+        connections[slot].streamA.side = clientIsA ? .client : .server
+        connections[slot].streamB.side = clientIsA ? .server : .client
+        connections[slot].dialogue = SMTPDialogue(expectGreeting: connections[slot].handshakeSeen)
+        let key = connections[slot].key
+        let info = SessionInfo(
+            id: nextSessionID,
+            client: key.endpoint(first: clientIsA),
+            server: key.endpoint(first: !clientIsA),
+            start: connections[slot].start,
+            source: currentFile,
+            handshakeSeen: connections[slot].handshakeSeen)
+        nextSessionID += 1
+        report.sessions += 1
+        connections[slot].session = info
+        observer.sessionStarted(info)
+        selectedSession = info.id
+        observer.select(session: info.id)
+    }
+
+    func end(slot: Int, reason: SessionEndReason, time: Timestamp) {
+        if let session = connections[slot].session {
+            if session.id != selectedSession {
+                selectedSession = session.id
+                observer.select(session: session.id)
+            }
+            connections[slot].finish(time: time, observer: observer)
+            observer.sessionEnded(session, summary: connections[slot].dialogue.summary, reason: reason, time: time)
+        }
+        forget(slot: slot)
+    }
+
+    func forget(slot: Int) {
+        table.remove(connections[slot].key)
+        liveSlots.remove(slot)
+        connections[slot].dialogue = SMTPDialogue()
+        connections[slot].streamA = TCPStream()
+        connections[slot].streamB = TCPStream()
+        connections[slot].session = nil
+        freeSlots.append(slot)
+    }
+
+    func expireIdle(now: Timestamp) {
+        lastIdleCheck = now
+        let limit = Int64(options.idleTimeout * 1_000_000_000)
+        for slot in liveSlots.sorted() where now.nanoseconds - connections[slot].lastSeen.nanoseconds > limit {
+            end(slot: slot, reason: .idle, time: connections[slot].lastSeen)
+        }
+    }
+
+    /// Ends every open connection, oldest session first.
+    func endAll(reason: SessionEndReason, time: Timestamp) {
+        let open = liveSlots.sorted { (connections[$0].session?.id ?? Int.max) < (connections[$1].session?.id ?? Int.max) }
+        for slot in open {
+            end(slot: slot, reason: reason, time: max(time, connections[slot].lastSeen))
+        }
+    }
+}

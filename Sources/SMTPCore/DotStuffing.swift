@@ -1,0 +1,56 @@
+/// Transparency for message data sent with DATA (RFC 5321 4.5.2).
+///
+/// On the wire every line of the message that starts with `.` gets one more `.`, and the message
+/// ends with a line holding a single `.`: `C: ..hidden` carries the line `.hidden`. BDAT chunks
+/// (RFC 3030) are not dot-stuffed.
+public enum DotStuffing {
+    /// Removes the transparency dots from wire bytes and appends the message bytes to `output`.
+    ///
+    /// `atLineStart` says whether `wire` begins at the start of a line; the result says whether
+    /// the bytes after `wire` do. The terminating `.` line must not be part of `wire`.
+    @discardableResult
+    public static func unstuff(_ wire: UnsafeRawBufferPointer, atLineStart: Bool, into output: inout [UInt8]) -> Bool {
+        var lineStart = atLineStart
+        var index = 0
+        let count = wire.count
+        output.reserveCapacity(output.count + count)
+        while index < count {
+            if lineStart, wire[index] == 0x2E { index += 1 }  // the stuffed dot
+            guard index < count else { return false }
+            let rest = UnsafeRawBufferPointer(rebasing: wire[index...])
+            if let newline = rest.firstIndex(of: 0x0A) {
+                output.append(contentsOf: rest[...newline])
+                index += newline + 1
+                lineStart = true
+            } else {
+                output.append(contentsOf: rest)
+                return false
+            }
+        }
+        return lineStart
+    }
+
+    public static func unstuff(_ wire: [UInt8], atLineStart: Bool = true) -> [UInt8] {
+        var out: [UInt8] = []
+        _ = wire.withUnsafeBytes { unstuff($0, atLineStart: atLineStart, into: &out) }
+        return out
+    }
+
+    /// Encodes a message for DATA: stuffs leading dots and appends the `.` terminator line.
+    /// A message that does not end with CRLF gets one first, as RFC 5321 4.1.1.4 requires.
+    public static func stuff(_ message: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(message.count + 8)
+        var lineStart = true
+        for byte in message {
+            if lineStart, byte == 0x2E { out.append(0x2E) }
+            out.append(byte)
+            lineStart = byte == 0x0A
+        }
+        if !(out.count >= 2 && out[out.count - 2] == 0x0D && out[out.count - 1] == 0x0A) && !out.isEmpty {
+            out += [0x0D, 0x0A]
+        }
+        out += [0x2E, 0x0D, 0x0A]
+        return out
+    }
+}

@@ -1,0 +1,266 @@
+/// The verbs smtptape knows (RFC 5321 section 4.1, RFC 4954, RFC 3207, RFC 3030).
+/// Anything else is ``unknown`` and kept verbatim.
+public enum SMTPVerb: Hashable, Sendable {
+    case helo, ehlo, mail, rcpt, data, rset, noop, quit, vrfy, expn, help
+    /// RFC 4954.
+    case auth
+    /// RFC 3207.
+    case starttls
+    /// RFC 3030.
+    case bdat
+    /// A verb this grammar does not know (e.g. `XCLIENT`, `LHLO`, `ETRN`), spelled as sent.
+    case unknown(ByteString)
+
+    /// Every known verb, in RFC order.
+    public static let known: [SMTPVerb] = [.helo, .ehlo, .mail, .rcpt, .data, .rset, .noop, .quit, .vrfy, .expn, .help, .auth, .starttls, .bdat]
+
+    /// The canonical, upper-case spelling.
+    public var name: String {
+        switch self {
+        case .helo: "HELO"
+        case .ehlo: "EHLO"
+        case .mail: "MAIL"
+        case .rcpt: "RCPT"
+        case .data: "DATA"
+        case .rset: "RSET"
+        case .noop: "NOOP"
+        case .quit: "QUIT"
+        case .vrfy: "VRFY"
+        case .expn: "EXPN"
+        case .help: "HELP"
+        case .auth: "AUTH"
+        case .starttls: "STARTTLS"
+        case .bdat: "BDAT"
+        case .unknown(let verb): verb.description
+        }
+    }
+
+    /// Recognises a verb from its bytes, ignoring ASCII case, without allocating for known verbs.
+    public init(bytes: UnsafeRawBufferPointer) {
+        switch bytes.count {
+        case 4:
+            let word = (UInt32(bytes[0].asciiUppercased) << 24) | (UInt32(bytes[1].asciiUppercased) << 16)
+                | (UInt32(bytes[2].asciiUppercased) << 8) | UInt32(bytes[3].asciiUppercased)
+            switch word {
+            case 0x4845_4C4F: self = .helo
+            case 0x4548_4C4F: self = .ehlo
+            case 0x4D41_494C: self = .mail
+            case 0x5243_5054: self = .rcpt
+            case 0x4441_5441: self = .data
+            case 0x5253_4554: self = .rset
+            case 0x4E4F_4F50: self = .noop
+            case 0x5155_4954: self = .quit
+            case 0x5652_4659: self = .vrfy
+            case 0x4558_504E: self = .expn
+            case 0x4845_4C50: self = .help
+            case 0x4155_5448: self = .auth
+            case 0x4244_4154: self = .bdat
+            default: self = .unknown(ByteString(bytes))
+            }
+        case 8 where asciiCaseInsensitiveEquals(bytes, "STARTTLS"):
+            self = .starttls
+        default:
+            self = .unknown(ByteString(bytes))
+        }
+    }
+
+    public init<C: Collection>(_ bytes: C) where C.Element == UInt8 {
+        let array = Array(bytes)
+        self = array.withUnsafeBytes { SMTPVerb(bytes: $0) }
+    }
+
+    /// Whether RFC 2920 lets a client send further commands before this one is answered.
+    /// (EHLO, DATA, VRFY, EXPN, TURN, QUIT, NOOP and AUTH end a pipelined group.)
+    public var canBeFollowedInPipeline: Bool {
+        switch self {
+        case .mail, .rcpt, .rset, .bdat: true
+        default: false
+        }
+    }
+}
+
+/// One command line as the client sent it, split into verb and argument.
+///
+/// RFC 5321 4.1.1: `C: MAIL FROM:<alice@example.com> SIZE=1024`. The argument is kept as bytes;
+/// typed views such as ``mailPath`` parse it on demand. ``encoded`` writes the canonical form.
+public struct SMTPCommand: Hashable, Sendable, CustomStringConvertible {
+    public var verb: SMTPVerb
+    /// Everything after the verb and the separating space(s), without the line ending.
+    public var argument: ByteString
+
+    public init(verb: SMTPVerb, argument: ByteString = ByteString([UInt8]())) {
+        self.verb = verb
+        self.argument = argument
+    }
+
+    /// Parses one line, with or without its line ending. Never fails: a line that is not a
+    /// command still has a first word, which becomes an ``SMTPVerb/unknown(_:)`` verb.
+    public init(line: UnsafeRawBufferPointer) {
+        var end = line.count
+        while end > 0, line[end - 1] == 0x0A || line[end - 1] == 0x0D { end -= 1 }
+        var verbEnd = 0
+        while verbEnd < end, line[verbEnd] != 0x20, line[verbEnd] != 0x09 { verbEnd += 1 }
+        // MAIL FROM / RCPT TO are two words; keep the verb the first word and the rest as argument.
+        verb = SMTPVerb(bytes: UnsafeRawBufferPointer(rebasing: line[0..<verbEnd]))
+        var argumentStart = verbEnd
+        if argumentStart < end { argumentStart += 1 }  // exactly one separator belongs to the syntax
+        argument = ByteString(UnsafeRawBufferPointer(rebasing: line[argumentStart..<end]))
+    }
+
+    public init(line: [UInt8]) {
+        self = line.withUnsafeBytes { SMTPCommand(line: $0) }
+    }
+
+    public init(_ line: String) {
+        self.init(line: Array(line.utf8))
+    }
+
+    /// The canonical wire form, with CRLF: `VERB` or `VERB SP argument`.
+    public var encoded: [UInt8] {
+        var out = Array(verb.name.utf8)
+        if !argument.isEmpty {
+            out.append(0x20)
+            out += argument.bytes
+        }
+        out += [0x0D, 0x0A]
+        return out
+    }
+
+    public var description: String {
+        argument.isEmpty ? verb.name : verb.name + " " + argument.description
+    }
+
+    // MARK: Typed views
+
+    /// For `MAIL FROM:<path> params` and `RCPT TO:<path> params`: the path (without brackets)
+    /// and the ESMTP parameters (RFC 5321 4.1.2, RFC 1870 SIZE, RFC 6531 SMTPUTF8).
+    /// `nil` when the argument does not start with `FROM:` / `TO:` (case-insensitive).
+    public var mailPath: MailPath? {
+        let keyword: [UInt8]
+        switch verb {
+        case .mail: keyword = Array("FROM:".utf8)
+        case .rcpt: keyword = Array("TO:".utf8)
+        default: return nil
+        }
+        let bytes = argument.bytes
+        guard bytes.count >= keyword.count,
+              zip(bytes, keyword).allSatisfy({ $0.asciiUppercased == $1 }) else { return nil }
+        return MailPath(parsing: bytes[keyword.count...])
+    }
+
+    /// For `BDAT size [LAST]`: the chunk size and whether it is the last chunk (RFC 3030).
+    /// `nil` when the size is missing, not a decimal number, or too large to be real.
+    public var binaryDataChunk: (size: Int, isLast: Bool)? {
+        guard verb == .bdat else { return nil }
+        let words = argument.bytes.split(separator: 0x20, omittingEmptySubsequences: true)
+        guard let sizeWord = words.first, !sizeWord.isEmpty, sizeWord.count <= 15,
+              sizeWord.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
+        let size = sizeWord.reduce(0) { $0 * 10 + Int($1 - 0x30) }
+        if words.count == 1 { return (size, false) }
+        guard words.count == 2, words[1].count == 4,
+              zip(words[1], Array("LAST".utf8)).allSatisfy({ $0.asciiUppercased == $1 }) else { return nil }
+        return (size, true)
+    }
+
+    /// For `AUTH mechanism [initial-response]` (RFC 4954): the mechanism, upper-cased.
+    public var authMechanism: String? {
+        guard verb == .auth else { return nil }
+        let word = argument.bytes.prefix { $0 != 0x20 }
+        return word.isEmpty ? nil : String(decoding: word.map(\.asciiUppercased), as: UTF8.self)
+    }
+
+    /// For `AUTH mechanism initial-response`: where the initial response (a secret) lies within
+    /// ``argument``.
+    public var authInitialResponseRange: Range<Int>? {
+        guard verb == .auth else { return nil }
+        let bytes = argument.bytes
+        guard let space = bytes.firstIndex(of: 0x20) else { return nil }
+        var start = space
+        while start < bytes.count, bytes[start] == 0x20 { start += 1 }
+        return start < bytes.count ? start..<bytes.count : nil
+    }
+}
+
+/// A reverse- or forward-path with ESMTP parameters: `<alice@example.com> SIZE=1234 BODY=8BITMIME`.
+public struct MailPath: Hashable, Sendable {
+    /// The mailbox between the angle brackets (empty for the null reverse-path `<>`).
+    public var address: ByteString
+    /// Whether the path was written inside angle brackets, as RFC 5321 requires.
+    public var bracketed: Bool
+    /// ESMTP parameters in the order sent; a keyword without `=value` has a `nil` value.
+    public var parameters: [Parameter]
+
+    public struct Parameter: Hashable, Sendable {
+        public var keyword: String
+        public var value: ByteString?
+        public init(keyword: String, value: ByteString?) {
+            self.keyword = keyword
+            self.value = value
+        }
+    }
+
+    public init(address: ByteString, bracketed: Bool = true, parameters: [Parameter] = []) {
+        self.address = address
+        self.bracketed = bracketed
+        self.parameters = parameters
+    }
+
+    init<C: Collection>(parsing raw: C) where C.Element == UInt8 {
+        var bytes = Array(raw)
+        while bytes.first == 0x20 { bytes.removeFirst() }  // `MAIL FROM: <a@b>` is common
+        if bytes.first == 0x3C, let close = bytes.firstIndex(of: 0x3E) {
+            address = ByteString(bytes[1..<close])
+            bracketed = true
+            bytes = Array(bytes[(close + 1)...])
+        } else {
+            let end = bytes.firstIndex(of: 0x20) ?? bytes.count
+            address = ByteString(bytes[..<end])
+            bracketed = false
+            bytes = Array(bytes[end...])
+        }
+        parameters = bytes.split(separator: 0x20).map { word in
+            if let equals = word.firstIndex(of: 0x3D) {
+                return Parameter(keyword: String(decoding: word[..<equals].map(\.asciiUppercased), as: UTF8.self),
+                                 value: ByteString(word[(equals + 1)...]))
+            }
+            return Parameter(keyword: String(decoding: word.map(\.asciiUppercased), as: UTF8.self), value: nil)
+        }
+    }
+
+    /// The value of a parameter, by keyword (case-insensitive).
+    public func parameter(_ keyword: String) -> ByteString?? {
+        let upper = keyword.uppercased()
+        return parameters.first { $0.keyword == upper }.map(\.value)
+    }
+
+    /// `<address> KEY=VALUE ...`, as it goes after `FROM:` or `TO:`.
+    public var encoded: [UInt8] {
+        var out: [UInt8] = bracketed ? [0x3C] + address.bytes + [0x3E] : address.bytes
+        for parameter in parameters {
+            out.append(0x20)
+            out += Array(parameter.keyword.utf8)
+            if let value = parameter.value {
+                out.append(0x3D)
+                out += value.bytes
+            }
+        }
+        return out
+    }
+}
+
+extension SMTPCommand {
+    /// `MAIL FROM:<path> params` (RFC 5321 4.1.1.2).
+    public static func mail(from path: MailPath) -> SMTPCommand {
+        SMTPCommand(verb: .mail, argument: ByteString(Array("FROM:".utf8) + path.encoded))
+    }
+
+    /// `RCPT TO:<path> params` (RFC 5321 4.1.1.3).
+    public static func rcpt(to path: MailPath) -> SMTPCommand {
+        SMTPCommand(verb: .rcpt, argument: ByteString(Array("TO:".utf8) + path.encoded))
+    }
+
+    /// `BDAT size [LAST]` (RFC 3030).
+    public static func bdat(size: Int, last: Bool) -> SMTPCommand {
+        SMTPCommand(verb: .bdat, argument: ByteString(String(size) + (last ? " LAST" : "")))
+    }
+}

@@ -1,0 +1,24 @@
+/// Length limits of RFC 5321 section 4.5.3.1, in one place.
+///
+/// smtptape records what real peers send, so these limits are *flagged* when exceeded
+/// (see ``LineFlags/overLength``), never enforced by dropping bytes.
+public enum SMTPLimits {
+    /// A command line, including the verb and CRLF (RFC 5321 4.5.3.1.4).
+    public static let commandLine = 512
+    /// A reply line, including the code and CRLF (RFC 5321 4.5.3.1.5).
+    public static let replyLine = 512
+    /// A line of message text, including CRLF (RFC 5321 4.5.3.1.6).
+    public static let textLine = 1000
+    /// A local part of a mailbox (RFC 5321 4.5.3.1.1).
+    public static let localPart = 64
+    /// A domain (RFC 5321 4.5.3.1.2).
+    public static let domain = 255
+    /// A path, including the angle brackets (RFC 5321 4.5.3.1.3).
+    public static let path = 256
+    /// The minimum number of recipients a server must accept (RFC 5321 4.5.3.1.8).
+    public static let recipients = 100
+
+    /// How long an unterminated command or reply line may grow before it is emitted as it is.
+    /// Far above any RFC limit; it only bounds memory when a peer never sends LF.
+    public static let unterminatedLineCap = 1 << 20
+}

@@ -1,0 +1,68 @@
+/// Who talked to whom, and where the dialogue came from.
+public struct SessionInfo: Sendable, Hashable {
+    /// Unique within one run; sessions are numbered across all inputs, in order.
+    public var id: Int
+    /// `ADDR:PORT`, IPv6 as `[ADDR]:PORT`.
+    public var client: String
+    public var server: String
+    /// When the connection began (its SYN, or the first packet seen).
+    public var start: Timestamp
+    /// The capture file (as named by the user), or another description of the source.
+    public var source: String
+    /// Whether the TCP handshake was seen; if not, the session began before the capture did.
+    public var handshakeSeen: Bool
+
+    public init(id: Int, client: String, server: String, start: Timestamp, source: String, handshakeSeen: Bool) {
+        self.id = id
+        self.client = client
+        self.server = server
+        self.start = start
+        self.source = source
+        self.handshakeSeen = handshakeSeen
+    }
+}
+
+/// Why a session ended.
+public enum SessionEndReason: Sendable, Hashable {
+    /// Both sides closed the connection (FIN).
+    case closed
+    /// One side aborted the connection (RST).
+    case reset(by: Side)
+    /// The capture ended while the connection was open.
+    case captureEnded
+    /// Nothing was seen on the connection for a long time.
+    case idle
+    /// The capture file is damaged after this point.
+    case fileDamaged
+
+    public var name: String {
+        switch self {
+        case .closed: "closed"
+        case .reset(let side): "reset_by_\(side.name)"
+        case .captureEnded: "capture_ended"
+        case .idle: "idle_timeout"
+        case .fileDamaged: "file_damaged"
+        }
+    }
+
+    /// Words for people.
+    public var phrase: String {
+        switch self {
+        case .closed: "connection closed"
+        case .reset(let side): "connection reset by the \(side.name)"
+        case .captureEnded: "capture ended with the connection open"
+        case .idle: "connection idle, flushed"
+        case .fileDamaged: "capture file damaged, session cut short"
+        }
+    }
+}
+
+/// Receives sessions and their dialogue events.
+///
+/// Before dialogue events of a session arrive, ``select(session:)`` names it; events then belong
+/// to that session until the next `select`.
+public protocol SessionObserver: SMTPDialogueObserver {
+    func sessionStarted(_ info: SessionInfo)
+    func select(session id: Int)
+    func sessionEnded(_ info: SessionInfo, summary: SessionSummary, reason: SessionEndReason, time: Timestamp)
+}
