@@ -1,0 +1,43 @@
+import Foundation
+import SMTPCapture
+import SMTPCore
+import SMTPTranscript
+
+enum Fixtures {
+    /// The repository's root, found from this file's path (tests run without network or setup).
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let captures = root.appendingPathComponent("Captures")
+    static let golden = root.appendingPathComponent("Tests/SMTPCaptureTests/Golden")
+
+    /// Every capture in `Captures/`, by name without extension.
+    static var captureNames: [String] {
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: captures.path)) ?? []
+        return files.filter { $0.hasSuffix(".pcap") }.map { String($0.dropLast(5)) }.sorted()
+    }
+
+    static func capture(_ name: String) -> String { captures.appendingPathComponent(name + ".pcap").path }
+
+    static func extract(_ paths: [String], options: ExtractionOptions = ExtractionOptions()) -> (RecordingObserver, [FileReport]) {
+        let observer = RecordingObserver()
+        let extractor = SMTPExtractor(options: options, observer: observer)
+        let reports = paths.map { extractor.read(file: $0) }
+        return (observer, reports)
+    }
+
+    /// Runs an observer that writes to a file descriptor and returns what it wrote.
+    static func render(_ paths: [String], _ make: (ByteOutput) -> any SessionObserver) throws -> String {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("smtptape-render-\(UUID().uuidString)")
+        let descriptor = open(url.path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        defer { try? FileManager.default.removeItem(at: url) }
+        let output = ByteOutput(descriptor: descriptor)
+        let extractor = SMTPExtractor(observer: make(output))
+        for path in paths { _ = extractor.read(file: path) }
+        output.flush()
+        close(descriptor)
+        return try String(contentsOf: url, encoding: .utf8)
+    }
+
+    static func temporaryFile(_ name: String) -> URL {
+        FileManager.default.temporaryDirectory.appendingPathComponent("smtptape-test-\(UUID().uuidString)-\(name)")
+    }
+}
