@@ -246,7 +246,7 @@ public final class SMTPExtractor {
                 connections[slot].clientIsA = segment.forward
                 connections[slot].handshakeSeen = true
             }
-            if segment.payloadLength > 0, !segment.payload.isEmpty {
+            if segment.payloadLength > 0, !segment.payload.isEmpty || connections[slot].kind == .smtp {
                 connections[slot].classify(segment)
                 if connections[slot].kind == .smtp { startSession(slot: slot) }
             }

@@ -50,7 +50,9 @@ public struct EHLOCapabilities: Hashable, Sendable {
 
     /// The reply a server would send, given its greeting line text.
     public var reply: SMTPReply {
-        let texts = [greeting.description] + capabilities.map { ([$0.keyword] + $0.parameters).joined(separator: " ") }
-        return SMTPReply(code: 250, texts)
+        let texts = [greeting] + capabilities.map { ByteString(([$0.keyword] + $0.parameters).joined(separator: " ")) }
+        return SMTPReply(lines: texts.enumerated().map { index, text in
+            SMTPReplyLine(code: 250, isContinuation: index < texts.count - 1, text: text)
+        })
     }
 }

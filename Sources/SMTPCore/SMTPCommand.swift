@@ -35,6 +35,12 @@ public enum SMTPVerb: Hashable, Sendable {
         }
     }
 
+    /// The verb's bytes: the canonical spelling, or an unknown verb exactly as sent.
+    public var bytes: [UInt8] {
+        if case .unknown(let verb) = self { return verb.bytes }
+        return Array(name.utf8)
+    }
+
     /// Recognises a verb from its bytes, ignoring ASCII case, without allocating for known verbs.
     public init(bytes: UnsafeRawBufferPointer) {
         switch bytes.count {
@@ -98,13 +104,21 @@ public struct SMTPCommand: Hashable, Sendable, CustomStringConvertible {
     public init(line: UnsafeRawBufferPointer) {
         var end = line.count
         while end > 0, line[end - 1] == 0x0A || line[end - 1] == 0x0D { end -= 1 }
-        var verbEnd = 0
-        while verbEnd < end, line[verbEnd] != 0x20, line[verbEnd] != 0x09 { verbEnd += 1 }
+        let verbEnd = Self.verbEnd(UnsafeRawBufferPointer(rebasing: line[0..<end]))
         // MAIL FROM / RCPT TO are two words; keep the verb the first word and the rest as argument.
         verb = SMTPVerb(bytes: UnsafeRawBufferPointer(rebasing: line[0..<verbEnd]))
         var argumentStart = verbEnd
         if argumentStart < end { argumentStart += 1 }  // exactly one separator belongs to the syntax
         argument = ByteString(UnsafeRawBufferPointer(rebasing: line[argumentStart..<end]))
+    }
+
+    /// Where the verb of a command line ends: at the first space or tab (tabs are not RFC 5321
+    /// syntax, but some clients send them).
+    @inline(__always)
+    public static func verbEnd(_ content: UnsafeRawBufferPointer) -> Int {
+        var end = 0
+        while end < content.count, content[end] != 0x20, content[end] != 0x09 { end += 1 }
+        return end
     }
 
     public init(line: [UInt8]) {
@@ -117,7 +131,7 @@ public struct SMTPCommand: Hashable, Sendable, CustomStringConvertible {
 
     /// The canonical wire form, with CRLF: `VERB` or `VERB SP argument`.
     public var encoded: [UInt8] {
-        var out = Array(verb.name.utf8)
+        var out = verb.bytes
         if !argument.isEmpty {
             out.append(0x20)
             out += argument.bytes

@@ -172,6 +172,8 @@ public struct SMTPDialogue {
         var context: ReplyContext
         /// Index into ``SessionSummary/recipients`` for RCPT.
         var recipient: Int = -1
+        /// For `BDAT ... LAST`: its reply is the verdict on the message.
+        var endsMessage = false
     }
 
     public private(set) var summary = SessionSummary()
@@ -233,6 +235,7 @@ public struct SMTPDialogue {
         if side == .client {
             if clientMode == .encrypted { summary.encryptedClient += count; observer.encrypted(side: .client, bytes: count, time: time); return }
             flushClientLine(time: time, observer: observer)
+            if clientMode == .data { flushDataHold(time: time, observer: observer) }
             observer.gap(side: .client, bytes: count, time: time)
             switch clientMode {
             case .bdat(let remaining, let last):
@@ -242,10 +245,14 @@ public struct SMTPDialogue {
                 } else {
                     messageSize += remaining
                     finishChunk(last: last, time: time, observer: observer)
-                    clientResync = true
+                    // A gap that ends exactly at the chunk's end leaves us at the next command.
+                    clientResync = count > remaining
                 }
             case .data:
-                flushDataHold(time: time, observer: observer)
+                dataAtLineStart = false
+            case .awaitingDataReply:
+                // The client does not wait long after DATA: what follows the gap is message data.
+                beginMessage(.data, time: time, observer: observer)
                 dataAtLineStart = false
             default:
                 clientResync = true
@@ -298,7 +305,7 @@ public struct SMTPDialogue {
                     clientMode = .bdat(remaining: remaining - take, last: last)
                 }
             case .data, .awaitingDataReply:
-                if clientMode == .awaitingDataReply { beginMessage(.data) }
+                if clientMode == .awaitingDataReply { beginMessage(.data, time: time, observer: observer) }
                 consumeMessageData(&bytes, time: time, observer: observer)
             case .awaitingTLSReply where clientLine.isEmpty && Self.looksLikeTLSRecord(bytes):
                 // The server's 220 was not captured, but the client is already speaking TLS.
@@ -307,6 +314,8 @@ public struct SMTPDialogue {
                 switch Self.nextLine(&bytes, buffer: &clientLine, resync: &clientResync, side: .client, time: time, observer: observer) {
                 case nil:
                     return
+                case .fragment:
+                    continue
                 case .inPlace(let raw, let flags):
                     handleClientLine(raw, flags: flags, time: time, observer: observer)
                 case .buffered(let flags):
@@ -323,8 +332,7 @@ public struct SMTPDialogue {
     mutating func handleClientLine(_ raw: UnsafeRawBufferPointer, flags inputFlags: LineFlags, time: Timestamp, observer: some SMTPDialogueObserver) {
         var flags = inputFlags
         let content = Self.lineContent(raw)
-        var verbEnd = 0
-        while verbEnd < content.count, content[verbEnd] != 0x20 { verbEnd += 1 }
+        let verbEnd = SMTPCommand.verbEnd(content)
         let verb = SMTPVerb(bytes: UnsafeRawBufferPointer(rebasing: content[0..<verbEnd]))
 
         if case .auth(let expectingResponse) = clientMode {
@@ -360,8 +368,9 @@ public struct SMTPDialogue {
         case .bdat:
             if let chunk = SMTPCommand(line: raw).binaryDataChunk {
                 observer.command(raw, verb: verb, flags: flags, secret: nil, time: time)
+                entry.endsMessage = chunk.isLast
                 pending.append(entry)
-                if !messageOpen { beginMessage(.bdat) }
+                if !messageOpen || messageTransfer != .bdat { beginMessage(.bdat, time: time, observer: observer) }
                 if chunk.size == 0 {
                     finishChunk(last: chunk.isLast, time: time, observer: observer)
                 } else {
@@ -385,6 +394,9 @@ public struct SMTPDialogue {
             clientMode = .awaitingTLSReply
         case .quit:
             summary.quitSent = true
+            abandonMessage(time: time, observer: observer)
+        case .rset:
+            abandonMessage(time: time, observer: observer)
         default:
             break
         }
@@ -392,7 +404,8 @@ public struct SMTPDialogue {
         pending.append(entry)
     }
 
-    mutating func beginMessage(_ transfer: MessageTransfer) {
+    mutating func beginMessage(_ transfer: MessageTransfer, time: Timestamp, observer: some SMTPDialogueObserver) {
+        abandonMessage(time: time, observer: observer)
         messageTransfer = transfer
         messageIndex += 1
         messageSize = 0
@@ -401,6 +414,15 @@ public struct SMTPDialogue {
             clientMode = .data
             dataAtLineStart = true
         }
+    }
+
+    /// Ends an open message as incomplete (a BDAT transaction reset, or a new message begun
+    /// before the last chunk), so that every message begun is also ended.
+    mutating func abandonMessage(time: Timestamp, observer: some SMTPDialogueObserver) {
+        guard messageOpen else { return }
+        observer.messageEnd(UnsafeRawBufferPointer(start: nil, count: 0), message: messageIndex, transfer: messageTransfer,
+                            size: messageSize, complete: false, time: time)
+        messageOpen = false
     }
 
     mutating func finishChunk(last: Bool, time: Timestamp, observer: some SMTPDialogueObserver) {
@@ -533,6 +555,8 @@ public struct SMTPDialogue {
             switch Self.nextLine(&bytes, buffer: &serverLine, resync: &serverResync, side: .server, time: time, observer: observer) {
             case nil:
                 return
+            case .fragment:
+                continue
             case .inPlace(let raw, let flags):
                 handleServerLine(raw, flags: flags, time: time, observer: observer)
             case .buffered(let flags):
@@ -606,9 +630,12 @@ public struct SMTPDialogue {
         var flags = inputFlags
         var context = ReplyContext.none
         var recipient = -1
-        if pendingHead < pending.count {
+        var endsMessage = false
+        // A line without a code answers nothing: the command waiting keeps its slot.
+        if code != nil, pendingHead < pending.count {
             context = pending[pendingHead].context
             recipient = pending[pendingHead].recipient
+            endsMessage = pending[pendingHead].endsMessage
             pendingHead += 1
             if pendingHead == pending.count {
                 pending.removeAll(keepingCapacity: true)
@@ -627,21 +654,24 @@ public struct SMTPDialogue {
             summary.recipients[recipient].replyCode = code
         case .command(.data):
             if code == 354 {
-                if clientMode == .awaitingDataReply { beginMessage(.data) }
+                if clientMode == .awaitingDataReply { beginMessage(.data, time: time, observer: observer) }
             } else if clientMode == .awaitingDataReply {
                 clientMode = .command
             }
         case .message:
             summary.messageReplyCodes.append(code)
-        case .command(.bdat) where !messageOpen:
+        case .command(.bdat) where endsMessage:
             // The reply to the LAST chunk ends the message's transaction.
             summary.messageReplyCodes.append(code)
         case .command(.auth), .authResponse:
+            // Only a client waiting in the AUTH exchange changes state: a stray reply must not
+            // pull it out of, say, message data.
+            guard case .auth = clientMode else { break }
             if code == 334 {
                 clientMode = .auth(expectingResponse: true)
             } else {
                 summary.authReplyCode = code
-                if case .auth = clientMode { clientMode = .command }
+                clientMode = .command
             }
         case .command(.starttls):
             if code / 100 == 2 {
@@ -682,6 +712,8 @@ public struct SMTPDialogue {
     enum LineSource {
         case inPlace(UnsafeRawBufferPointer, LineFlags)
         case buffered(LineFlags)
+        /// The bytes up to the next LF were passed on as a fragment (resynchronising after a gap).
+        case fragment
     }
 
     /// Takes the next complete line from `bytes` (joining it with a partial line kept in `buffer`),
@@ -707,7 +739,7 @@ public struct SMTPDialogue {
             buffer.append(contentsOf: UnsafeRawBufferPointer(start: base, count: lineEnd))
             buffer.withUnsafeBytes { observer.fragment($0, side: side, time: time) }
             buffer.removeAll(keepingCapacity: true)
-            return nil
+            return .fragment
         }
         if buffer.isEmpty {
             let bareLF = lineEnd < 2 || base.load(fromByteOffset: lineEnd - 2, as: UInt8.self) != 0x0D

@@ -121,12 +121,14 @@ public struct EnhancedStatusCode: Hashable, Sendable, CustomStringConvertible {
         var numbers: [Int] = []
         var current = -1
         var digits = 0
+        var classDigits = 0
         for byte in text {
             if byte >= 0x30, byte <= 0x39 {
                 current = (current < 0 ? 0 : current) * 10 + Int(byte - 0x30)
                 digits += 1
                 if digits > 3 { return nil }
             } else if byte == 0x2E, current >= 0, numbers.count < 2 {
+                if numbers.isEmpty { classDigits = digits }
                 numbers.append(current)
                 current = -1
                 digits = 0
@@ -136,7 +138,8 @@ public struct EnhancedStatusCode: Hashable, Sendable, CustomStringConvertible {
                 return nil
             }
         }
-        guard numbers.count == 2, current >= 0, [2, 4, 5].contains(numbers[0]) else { return nil }
+        // class is one digit (2, 4 or 5); subject and detail one to three digits (RFC 3463 section 2).
+        guard numbers.count == 2, current >= 0, [2, 4, 5].contains(numbers[0]), classDigits == 1 else { return nil }
         self.init(statusClass: numbers[0], subject: numbers[1], detail: current)
     }
 

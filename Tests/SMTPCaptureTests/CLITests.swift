@@ -1,0 +1,120 @@
+import Foundation
+import SMTPCore
+import Testing
+
+/// The `smtptape` executable as users run it: exit codes, one-line errors, output formats.
+@Suite struct CLITests {
+    /// The executable sits beside the test bundle in the build folder.
+    static let executable = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("smtptape")
+
+    struct Result {
+        var status: Int32
+        var stdout: Data
+        var stderr: String
+        var text: String { String(decoding: stdout, as: UTF8.self) }
+    }
+
+    func smtptape(_ arguments: [String]) throws -> Result {
+        try #require(FileManager.default.isExecutableFile(atPath: Self.executable.path), "build the smtptape product first (swift build --build-tests)")
+        let process = Process()
+        process.executableURL = Self.executable
+        process.arguments = arguments
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Result(status: process.terminationStatus, stdout: stdout, stderr: String(decoding: stderr, as: UTF8.self))
+    }
+
+    @Test func transcriptOfABundledCapture() throws {
+        let result = try smtptape(["transcript", Fixtures.capture("swaks-sink-plain")])
+        #expect(result.status == 0)
+        #expect(result.stderr.isEmpty)
+        #expect(result.text.contains("S: 220 sink.example.test ESMTP"))
+        #expect(!result.text.contains("\u{1B}["), "no colour when not on a terminal")
+    }
+
+    @Test func missingFileExits2WithOneLine() throws {
+        let result = try smtptape(["transcript", "/nonexistent.pcap"])
+        #expect(result.status == 2)
+        #expect(result.stderr == "smtptape: /nonexistent.pcap: no such file\n")
+    }
+
+    @Test func noSMTPExits1() throws {
+        var c = Conversation(server: .v4(192, 0, 2, 80, port: 80))
+        c.handshake()
+        c.client("GET / HTTP/1.0\r\n\r\n")
+        let url = Fixtures.temporaryFile("http.pcap")
+        defer { try? FileManager.default.removeItem(at: url) }
+        try c.pcap.write(to: url)
+        let result = try smtptape(["transcript", url.path])
+        #expect(result.status == 1)
+        #expect(result.stderr.hasPrefix("smtptape: warning: \(url.path): no SMTP sessions found"))
+        #expect(result.stderr.split(separator: "\n").count == 1)
+    }
+
+    @Test func truncatedCaptureExits1AndStillPrints() throws {
+        let url = Fixtures.temporaryFile("cut.pcap")
+        defer { try? FileManager.default.removeItem(at: url) }
+        let data = try Data(contentsOf: URL(fileURLWithPath: Fixtures.capture("smtplib-sink-multi")))
+        try data.prefix(data.count - 400).write(to: url)  // cuts the packet after message 3's data
+        let result = try smtptape(["transcript", "--data", "none", url.path])
+        #expect(result.status == 1)
+        #expect(result.stderr.contains(": packet "))
+        #expect(result.text.contains("capture file damaged"))
+        #expect(result.text.contains("message 3: "))
+    }
+
+    @Test func wrongArgumentsExit64() throws {
+        #expect(try smtptape(["transcript", "--no-such-flag", "x.pcap"]).status == 64)
+        #expect(try smtptape(["transcript", "--data", "some", Fixtures.capture("swaks-sink-plain")]).status == 64)
+        #expect(try smtptape(["transcript", "--filter", "port twenty", Fixtures.capture("swaks-sink-plain")]).status == 64)
+    }
+
+    /// JSON Lines: every line an object with the shared fields; the raw bytes of each direction
+    /// concatenate to the stream; message data complete even with --data none.
+    @Test func jsonLines() throws {
+        let result = try smtptape(["transcript", "--format", "json", "--data", "none", Fixtures.capture("smtplib-sink-multi")])
+        #expect(result.status == 0)
+        var client = Data(), server = Data()
+        var types: [String] = []
+        for line in result.stdout.split(separator: 0x0A) {
+            let object = try #require(try JSONSerialization.jsonObject(with: line) as? [String: Any])
+            #expect(object["session"] as? Int == 1)
+            let time = try #require(object["time"] as? String)
+            #expect(time.count == 27 && time.hasSuffix("Z"))
+            let type = try #require(object["type"] as? String)
+            types.append(type)
+            if let raw = object["raw"] as? String {
+                let bytes = try #require(Data(base64Encoded: raw))
+                if object["from"] as? String == "client" { client += bytes } else { server += bytes }
+            }
+        }
+        #expect(types.first == "session_start" && types.last == "session_end")
+        #expect(types.filter { $0 == "message_end" }.count == 3)
+        let (observer, _) = Fixtures.extract([Fixtures.capture("smtplib-sink-multi")])
+        #expect([UInt8](client) == observer.stream(session: 1, side: .client))
+        #expect([UInt8](server) == observer.stream(session: 1, side: .server))
+    }
+
+    @Test func messagesAreWrittenByNumberOnly() throws {
+        let folder = Fixtures.temporaryFile("eml")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let result = try smtptape(["messages", Fixtures.capture("swaks-sink-plain"), Fixtures.capture("smtplib-sink-multi"), "-o", folder.appendingPathComponent("nested/out").path])
+        #expect(result.status == 0)
+        let names = try FileManager.default.contentsOfDirectory(atPath: folder.appendingPathComponent("nested/out").path).sorted()
+        #expect(names == ["session-0001-message-01.eml", "session-0002-message-01.eml", "session-0002-message-02.eml", "session-0002-message-03.eml"])
+        #expect(result.text.split(separator: "\n").count == 4)
+    }
+
+    @Test func helpHasExamples() throws {
+        for command in ["transcript", "messages"] {
+            let result = try smtptape([command, "--help"])
+            #expect(result.status == 0)
+            #expect(result.text.contains("Example"))
+        }
+    }
+}
