@@ -18,12 +18,16 @@ struct Connection {
     var streamB = TCPStream()
     var dialogue = SMTPDialogue()
     var session: SessionInfo?
+    /// The session's id (0 before it starts), read on every packet without copying ``session``.
+    var sessionID = 0
     var start: Timestamp
     var lastSeen: Timestamp
     var handshakeSeen: Bool
     /// The client's initial sequence number, to tell a new connection on the same ports.
     var clientISN: UInt32?
     var finA = false, finB = false
+    /// Whether the slot holds a connection in the flow table (slots are reused).
+    var live = false
 
     init(key: FlowKey, first segment: TCPSegment, time: Timestamp, smtpPorts: borrowing PortSet) {
         self.key = key

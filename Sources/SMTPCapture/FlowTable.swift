@@ -37,7 +37,22 @@ struct FlowKey: Equatable {
     func endpoint(first: Bool) -> String {
         let address = first ? addressA : addressB
         let port = first ? portA : portB
-        return FlowKey.format(address, isIPv6: isIPv6) + ":" + String(port)
+        guard !isIPv6 else { return FlowKey.format(address, isIPv6: true) + ":" + String(port) }
+        // Built as bytes: this runs for every session.
+        var out: [UInt8] = []
+        out.reserveCapacity(21)
+        let v4 = UInt32(truncatingIfNeeded: address.1)
+        for shift in [24, 16, 8, 0] as [UInt32] {
+            FlowKey.appendDecimal(Int(v4 >> shift & 0xFF), to: &out)
+            out.append(shift == 0 ? 0x3A : 0x2E)
+        }
+        FlowKey.appendDecimal(Int(port), to: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    static func appendDecimal(_ value: Int, to out: inout [UInt8]) {
+        if value >= 10 { appendDecimal(value / 10, to: &out) }
+        out.append(UInt8(0x30 + value % 10))
     }
 
     static func format(_ address: (UInt64, UInt64), isIPv6: Bool) -> String {

@@ -83,7 +83,6 @@ public final class SMTPExtractor {
     var table = FlowTable()
     var connections: [Connection] = []
     var freeSlots: [Int] = []
-    var liveSlots = Set<Int>()
     var nextSessionID = 1
     var selectedSession = 0
     var lastIdleCheck = Timestamp(nanoseconds: 0)
@@ -233,14 +232,14 @@ public final class SMTPExtractor {
             slot = connections.count - 1
         }
         table.insert(segment.key, slot: slot)
-        liveSlots.insert(slot)
+        connections[slot].live = true
         return slot
     }
 
     @inline(__always)
     func process(_ segment: TCPSegment, slot: Int, time: Timestamp) {
         connections[slot].lastSeen = time
-        if connections[slot].kind != .smtp || connections[slot].session == nil {
+        if connections[slot].kind != .smtp || connections[slot].sessionID == 0 {
             if segment.isSYN, !segment.hasACK, connections[slot].clientISN == nil {
                 connections[slot].clientISN = segment.sequence
                 connections[slot].clientIsA = segment.forward
@@ -259,19 +258,16 @@ public final class SMTPExtractor {
                 return
             }
         }
-        if let session = connections[slot].session, session.id != selectedSession {
-            selectedSession = session.id
-            observer.select(session: session.id)
+        let sessionID = connections[slot].sessionID
+        if sessionID != selectedSession {
+            selectedSession = sessionID
+            observer.select(session: sessionID)
         }
         connections[slot].receive(segment, time: time, observer: observer)
         if segment.isRST {
-            if connections[slot].session != nil {
-                end(slot: slot, reason: .reset(by: connections[slot].side(forward: segment.forward)), time: time)
-            } else {
-                forget(slot: slot)
-            }
+            end(slot: slot, reason: .reset(by: connections[slot].side(forward: segment.forward)), time: time)
         } else if connections[slot].isClosed {
-            if connections[slot].session != nil { end(slot: slot, reason: .closed, time: time) } else { forget(slot: slot) }
+            end(slot: slot, reason: .closed, time: time)
         }
     }
 
@@ -291,6 +287,7 @@ public final class SMTPExtractor {
         nextSessionID += 1
         report.sessions += 1
         connections[slot].session = info
+        connections[slot].sessionID = info.id
         observer.sessionStarted(info)
         selectedSession = info.id
         observer.select(session: info.id)
@@ -310,25 +307,27 @@ public final class SMTPExtractor {
 
     func forget(slot: Int) {
         table.remove(connections[slot].key)
-        liveSlots.remove(slot)
+        connections[slot].live = false
         connections[slot].dialogue = SMTPDialogue()
         connections[slot].streamA = TCPStream()
         connections[slot].streamB = TCPStream()
         connections[slot].session = nil
+        connections[slot].sessionID = 0
         freeSlots.append(slot)
     }
 
     func expireIdle(now: Timestamp) {
         lastIdleCheck = now
         let limit = Int64(options.idleTimeout * 1_000_000_000)
-        for slot in liveSlots.sorted() where now.nanoseconds - connections[slot].lastSeen.nanoseconds > limit {
+        for slot in connections.indices where connections[slot].live && now.nanoseconds - connections[slot].lastSeen.nanoseconds > limit {
             end(slot: slot, reason: .idle, time: connections[slot].lastSeen)
         }
     }
 
     /// Ends every open connection, oldest session first.
     func endAll(reason: SessionEndReason, time: Timestamp) {
-        let open = liveSlots.sorted { (connections[$0].session?.id ?? Int.max) < (connections[$1].session?.id ?? Int.max) }
+        let open = connections.indices.filter { connections[$0].live }
+            .sorted { (connections[$0].session?.id ?? Int.max) < (connections[$1].session?.id ?? Int.max) }
         for slot in open {
             end(slot: slot, reason: reason, time: max(time, connections[slot].lastSeen))
         }

@@ -40,7 +40,8 @@ public struct ByteString: Hashable, Sendable, ExpressibleByStringLiteral, Custom
             }
             // A multi-byte scalar is kept when it is valid UTF-8; otherwise its first byte is escaped.
             let length = byte >= 0xF0 ? 4 : byte >= 0xE0 ? 3 : byte >= 0xC0 ? 2 : 1
-            if length > 1, index + length <= buffer.count,
+            // C1 controls (U+0080-U+009F, `C2 80`-`C2 9F`) are escaped: terminals act on them.
+            if length > 1, index + length <= buffer.count, !(byte == 0xC2 && buffer[index + 1] < 0xA0),
                let scalar = String(validating: buffer[index..<index + length], as: UTF8.self) {
                 out += scalar
                 index += length

@@ -179,19 +179,30 @@ public struct SMTPCommand: Hashable, Sendable, CustomStringConvertible {
     /// For `AUTH mechanism [initial-response]` (RFC 4954): the mechanism, upper-cased.
     public var authMechanism: String? {
         guard verb == .auth else { return nil }
-        let word = argument.bytes.prefix { $0 != 0x20 }
-        return word.isEmpty ? nil : String(decoding: word.map(\.asciiUppercased), as: UTF8.self)
+        let words = Self.authWords(argument.bytes)
+        return words.mechanism.isEmpty ? nil : String(decoding: argument.bytes[words.mechanism].map(\.asciiUppercased), as: UTF8.self)
+    }
+
+    /// The mechanism and the initial response of an AUTH argument, split on any run of spaces
+    /// or tabs, so that no spelling of the line lets a secret slip past redaction.
+    static func authWords(_ bytes: [UInt8]) -> (mechanism: Range<Int>, initialResponse: Range<Int>?) {
+        func isBlank(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x09 }
+        var start = 0
+        while start < bytes.count, isBlank(bytes[start]) { start += 1 }
+        var end = start
+        while end < bytes.count, !isBlank(bytes[end]) { end += 1 }
+        var responseStart = end
+        while responseStart < bytes.count, isBlank(bytes[responseStart]) { responseStart += 1 }
+        var responseEnd = bytes.count
+        while responseEnd > responseStart, isBlank(bytes[responseEnd - 1]) { responseEnd -= 1 }
+        return (start..<end, responseStart < responseEnd ? responseStart..<responseEnd : nil)
     }
 
     /// For `AUTH mechanism initial-response`: where the initial response (a secret) lies within
     /// ``argument``.
     public var authInitialResponseRange: Range<Int>? {
         guard verb == .auth else { return nil }
-        let bytes = argument.bytes
-        guard let space = bytes.firstIndex(of: 0x20) else { return nil }
-        var start = space
-        while start < bytes.count, bytes[start] == 0x20 { start += 1 }
-        return start < bytes.count ? start..<bytes.count : nil
+        return Self.authWords(argument.bytes).initialResponse
     }
 }
 
@@ -222,7 +233,7 @@ public struct MailPath: Hashable, Sendable {
     init<C: Collection>(parsing raw: C) where C.Element == UInt8 {
         var bytes = Array(raw)
         while bytes.first == 0x20 { bytes.removeFirst() }  // `MAIL FROM: <a@b>` is common
-        if bytes.first == 0x3C, let close = bytes.firstIndex(of: 0x3E) {
+        if bytes.first == 0x3C, let close = Self.closingBracket(bytes) {
             address = ByteString(bytes[1..<close])
             bracketed = true
             bytes = Array(bytes[(close + 1)...])
@@ -239,6 +250,23 @@ public struct MailPath: Hashable, Sendable {
             }
             return Parameter(keyword: String(decoding: word.map(\.asciiUppercased), as: UTF8.self), value: nil)
         }
+    }
+
+    /// The `>` that closes a path starting with `<`, skipping quoted strings (`<"a>b"@example.com>`,
+    /// RFC 5321 4.1.2 Quoted-string, with backslash escapes).
+    static func closingBracket(_ bytes: [UInt8]) -> Int? {
+        var quoted = false
+        var index = 1
+        while index < bytes.count {
+            switch bytes[index] {
+            case 0x5C where quoted: index += 1
+            case 0x22: quoted.toggle()
+            case 0x3E where !quoted: return index
+            default: break
+            }
+            index += 1
+        }
+        return nil
     }
 
     /// The value of a parameter, by keyword (case-insensitive).

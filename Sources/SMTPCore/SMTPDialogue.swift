@@ -208,9 +208,8 @@ public struct SMTPDialogue {
     /// - Parameter expectGreeting: `false` when the capture began after the session started, so
     ///   the first reply is not taken for the greeting.
     public init(expectGreeting: Bool = true) {
+        // No buffers are reserved: most lines are read in place, and captures hold many sessions.
         if expectGreeting { pending.append(Pending(context: .greeting)) }
-        clientLine.reserveCapacity(128)
-        serverLine.reserveCapacity(128)
     }
 
     /// Whether both directions are encrypted (nothing more will be parsed).
@@ -465,6 +464,9 @@ public struct SMTPDialogue {
         }
         guard let base = bytes.baseAddress, !bytes.isEmpty else { return }
         let count = bytes.count
+        // Lines that start with a dot are rare: visit only those. Each one is either the end of the
+        // message, undecided (at the end of the segment), or carries a transparency dot.
+        var stuffedDots = 0
         var candidate = dataAtLineStart && base.load(as: UInt8.self) == 0x2E ? 0 : Self.nextDotLine(base, count, from: 0)
         while let dot = candidate {
             let remaining = count - dot
@@ -473,7 +475,7 @@ public struct SMTPDialogue {
             let terminatorLength = b1 == 0x0A ? 2 : (b1 == 0x0D && b2 == 0x0A ? 3 : 0)
             let undecided = remaining == 1 || (remaining == 2 && b1 == 0x0D)
             if terminatorLength > 0 || undecided {
-                passData(UnsafeRawBufferPointer(start: base, count: dot), atLineStart: dataAtLineStart, time: time, observer: observer)
+                passData(UnsafeRawBufferPointer(start: base, count: dot), stuffedDots: stuffedDots, atLineStart: dataAtLineStart, time: time, observer: observer)
                 dataAtLineStart = true
                 if undecided {
                     dataHold.append(contentsOf: UnsafeRawBufferPointer(start: base + dot, count: remaining))
@@ -484,9 +486,10 @@ public struct SMTPDialogue {
                 }
                 return
             }
+            stuffedDots += 1
             candidate = Self.nextDotLine(base, count, from: dot + 1)
         }
-        passData(bytes, atLineStart: dataAtLineStart, time: time, observer: observer)
+        passData(bytes, stuffedDots: stuffedDots, atLineStart: dataAtLineStart, time: time, observer: observer)
         dataAtLineStart = base.load(fromByteOffset: count - 1, as: UInt8.self) == 0x0A
         bytes = UnsafeRawBufferPointer(start: base + count, count: 0)
     }
@@ -498,9 +501,10 @@ public struct SMTPDialogue {
         return base.distance(to: found) + 1
     }
 
-    mutating func passData(_ raw: UnsafeRawBufferPointer, atLineStart: Bool, time: Timestamp, observer: some SMTPDialogueObserver) {
+    /// Passes DATA bytes on; `stuffedDots` is how many transparency dots they hold (when known).
+    mutating func passData(_ raw: UnsafeRawBufferPointer, stuffedDots: Int? = nil, atLineStart: Bool, time: Timestamp, observer: some SMTPDialogueObserver) {
         guard !raw.isEmpty else { return }
-        messageSize += Self.unstuffedCount(raw, atLineStart: atLineStart)
+        messageSize += raw.count - (stuffedDots ?? Self.stuffedDotCount(raw, atLineStart: atLineStart))
         observer.messageData(raw, message: messageIndex, transfer: .data, atLineStart: atLineStart, time: time)
     }
 
@@ -524,8 +528,8 @@ public struct SMTPDialogue {
         pending.append(Pending(context: .message))
     }
 
-    /// The message bytes in `raw` once the transparency dots are removed.
-    static func unstuffedCount(_ raw: UnsafeRawBufferPointer, atLineStart: Bool) -> Int {
+    /// How many transparency dots `raw` holds.
+    static func stuffedDotCount(_ raw: UnsafeRawBufferPointer, atLineStart: Bool) -> Int {
         guard let base = raw.baseAddress, !raw.isEmpty else { return 0 }
         var dots = atLineStart && raw[0] == 0x2E ? 1 : 0
         var position = 0
@@ -533,7 +537,7 @@ public struct SMTPDialogue {
             dots += 1
             position = dot + 1
         }
-        return raw.count - dots
+        return dots
     }
 
     // MARK: Server

@@ -22,7 +22,7 @@ public final class ByteOutput {
 
     @inline(__always)
     public func append(_ bytes: UnsafeRawBufferPointer) {
-        buffer.append(contentsOf: bytes)
+        buffer.appendBytes(bytes)
         if buffer.count >= Self.blockSize { flush() }
     }
 
@@ -63,9 +63,17 @@ public final class ByteOutput {
 public func isTerminal(_ descriptor: Int32) -> Bool { isatty(descriptor) != 0 }
 
 extension Array where Element == UInt8 {
+    /// Appends bytes with one copy. (Appending an `UnsafeRawBufferPointer` directly goes byte by
+    /// byte; a typed buffer is copied with memcpy.)
+    @inline(__always)
+    public mutating func appendBytes(_ bytes: UnsafeRawBufferPointer) {
+        guard let base = bytes.baseAddress, !bytes.isEmpty else { return }
+        append(contentsOf: UnsafeBufferPointer(start: base.assumingMemoryBound(to: UInt8.self), count: bytes.count))
+    }
+
     /// Appends the decimal digits of `value`.
     @inline(__always)
-    mutating func appendDecimal(_ value: Int) {
+    public mutating func appendDecimal(_ value: Int) {
         if value < 0 {
             append(0x2D)
             appendDecimal(-value)
@@ -89,7 +97,7 @@ extension Array where Element == UInt8 {
     }
 
     @inline(__always)
-    mutating func appendASCII(_ string: StaticString) {
+    public mutating func appendASCII(_ string: StaticString) {
         append(contentsOf: UnsafeBufferPointer(start: string.utf8Start, count: string.utf8CodeUnitCount))
     }
 }

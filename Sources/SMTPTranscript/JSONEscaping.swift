@@ -6,6 +6,14 @@ extension Array where Element == UInt8 {
         var index = 0
         let hex: StaticString = "0123456789abcdef"
         while index < count {
+            // Copy the run that needs no escaping in one go.
+            var run = index
+            while run < count, case let b = bytes[run], b >= 0x20, b < 0x80, b != 0x22, b != 0x5C { run += 1 }
+            if run > index {
+                appendBytes(UnsafeRawBufferPointer(rebasing: bytes[index..<run]))
+                index = run
+                if index == count { break }
+            }
             let byte = bytes[index]
             if byte >= 0x20, byte < 0x80 {
                 if byte == 0x22 || byte == 0x5C { append(0x5C) }

@@ -17,13 +17,38 @@ public final class JSONTranscriptWriter: SessionObserver {
 
     // MARK: Building a line
 
+    /// The RFC 3339 text up to the seconds' fraction changes once a second: it is kept and reused.
+    var cachedSecond = Int64.min
+    var cachedPrefix: [UInt8] = []
+
+    @inline(__always)
+    func appendTime(_ time: Timestamp) {
+        let second = time.seconds
+        if second != cachedSecond {
+            cachedPrefix.removeAll(keepingCapacity: true)
+            Timestamp(seconds: second, nanoseconds: 0).appendRFC3339(to: &cachedPrefix)
+            cachedPrefix.removeLast(8)  // "000000Z" and the dot stay out: ".ffffffZ" follows
+            cachedSecond = second
+        }
+        line.append(contentsOf: cachedPrefix)
+        var micros = Int((time.nanoseconds - second * 1_000_000_000) / 1000)
+        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) = (0x2E, 0, 0, 0, 0, 0, 0, 0x5A)
+        withUnsafeMutableBytes(of: &digits) { bytes in
+            for index in stride(from: 6, through: 1, by: -1) {
+                bytes[index] = UInt8(0x30 + micros % 10)
+                micros /= 10
+            }
+            line.appendBytes(UnsafeRawBufferPointer(bytes))
+        }
+    }
+
     @inline(__always)
     func begin(_ type: StaticString, time: Timestamp, from side: Side?) {
         line.removeAll(keepingCapacity: true)
         line.appendASCII("{\"session\":")
         line.appendDecimal(session)
         line.appendASCII(",\"time\":\"")
-        time.appendRFC3339(to: &line)
+        appendTime(time)
         line.appendASCII("\",\"type\":\"")
         line.appendASCII(type)
         line.append(0x22)
@@ -82,7 +107,7 @@ public final class JSONTranscriptWriter: SessionObserver {
     @inline(__always)
     func end() {
         line.appendASCII("}\n")
-        output.append(line)
+        line.withUnsafeBytes { output.append($0) }
     }
 
     /// The bytes to show for a line that may hold a secret.

@@ -1,5 +1,11 @@
 import SMTPCore
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// How much message data a text transcript shows.
 public enum DataDisplay: String, CaseIterable, Sendable {
     /// Every line of every message.
@@ -38,8 +44,13 @@ public final class TextTranscriptRenderer: SessionObserver {
     let data: DataDisplay
     let showSecrets: Bool
     let colour: Bool
-    var sessions: [Int: SessionText] = [:]
+    /// Live sessions by id: session ids are consecutive and end roughly in order, so an array
+    /// from the oldest live id is both small and free of hashing (this lookup runs per packet).
+    var sessions: [SessionText?] = []
+    var firstSessionID = 1
     var current: SessionText?
+    /// A reused buffer for headers and summaries.
+    var scratch: [UInt8] = []
 
     public init(output: ByteOutput, data: DataDisplay = .headers, showSecrets: Bool = false, colour: Bool = false) {
         self.output = output
@@ -72,9 +83,28 @@ public final class TextTranscriptRenderer: SessionObserver {
 
     func prefix(_ session: SessionText, time: Timestamp, tag: StaticString, colour: Colour) {
         paint(&session.body, .dim)
-        let stamp = "+" + Self.seconds(time.nanoseconds - session.info.start.nanoseconds)
-        session.body.append(contentsOf: repeatElement(0x20, count: max(1, 10 - stamp.utf8.count)))
-        session.body.append(contentsOf: stamp.utf8)
+        // `    +1.234`, right-aligned in ten columns, written as bytes (this runs for every line).
+        let millis = Int(max(0, time.nanoseconds - session.info.start.nanoseconds) / 1_000_000)
+        let whole = millis / 1000
+        let fraction = millis % 1000
+        if whole < 10 {
+            // The common case, `     +1.234`, as one fixed-size write.
+            let stamp: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) = (
+                0x20, 0x20, 0x20, 0x20, 0x2B, UInt8(0x30 + whole), 0x2E,
+                UInt8(0x30 + fraction / 100), UInt8(0x30 + fraction / 10 % 10), UInt8(0x30 + fraction % 10))
+            withUnsafeBytes(of: stamp) { session.body.appendBytes($0) }
+        } else {
+            var digits = 1
+            var rest = whole
+            while rest >= 10 { rest /= 10; digits += 1 }
+            for _ in 0..<max(1, 10 - digits - 5) { session.body.append(0x20) }
+            session.body.append(0x2B)
+            session.body.appendDecimal(whole)
+            session.body.append(0x2E)
+            session.body.append(UInt8(0x30 + fraction / 100))
+            session.body.append(UInt8(0x30 + fraction / 10 % 10))
+            session.body.append(UInt8(0x30 + fraction % 10))
+        }
         paint(&session.body, .reset)
         session.body.appendASCII("  ")
         paint(&session.body, colour)
@@ -86,11 +116,20 @@ public final class TextTranscriptRenderer: SessionObserver {
         var index = 0
         let count = content.count
         while index < count {
+            // Copy the run of printable ASCII in one go; most lines are nothing else.
+            var run = index
+            while run < count, case let b = content[run], b >= 0x20, b < 0x7F { run += 1 }
+            if run > index {
+                body.appendBytes(UnsafeRawBufferPointer(rebasing: content[index..<run]))
+                index = run
+                if index == count { break }
+            }
             let byte = content[index]
             if byte >= 0x20, byte < 0x7F || byte == 0x09 {
                 body.append(byte)
                 index += 1
-            } else if byte >= 0x80, case let length = [UInt8].utf8SequenceLength(content, at: index), length > 0 {
+            } else if byte >= 0x80, case let length = [UInt8].utf8SequenceLength(content, at: index), length > 0,
+                      !(byte == 0xC2 && content[index + 1] < 0xA0) {  // C1 controls are escaped
                 body.append(contentsOf: content[index..<(index + length)])
                 index += length
             } else if byte == 0x09 {
@@ -118,11 +157,10 @@ public final class TextTranscriptRenderer: SessionObserver {
 
     /// Writes each line of `raw` with the tag.
     func appendLines(_ raw: UnsafeRawBufferPointer, session: SessionText, time: Timestamp, tag: StaticString, colour: Colour, flags: LineFlags) {
+        guard let base = raw.baseAddress else { return }
         var start = 0
         while start < raw.count {
-            var end = start
-            while end < raw.count, raw[end] != 0x0A { end += 1 }
-            let next = min(end + 1, raw.count)
+            let next = memchr(base + start, 0x0A, raw.count - start).map { base.distance(to: UnsafeRawPointer($0)) + 1 } ?? raw.count
             prefix(session, time: time, tag: tag, colour: colour)
             appendEscaped(JSONTranscriptWriter.content(UnsafeRawBufferPointer(rebasing: raw[start..<next])), to: &session.body)
             if next == raw.count { appendFlags(flags, to: session) }
@@ -141,57 +179,153 @@ public final class TextTranscriptRenderer: SessionObserver {
 
     public func sessionStarted(_ info: SessionInfo) {
         let session = SessionText(info: info)
-        sessions[info.id] = session
+        if sessions.isEmpty { firstSessionID = info.id }
+        let index = info.id - firstSessionID
+        if index >= sessions.count { sessions.append(contentsOf: repeatElement(nil, count: index - sessions.count + 1)) }
+        sessions[index] = session
         current = session
     }
 
-    public func select(session id: Int) { current = sessions[id] }
+    public func select(session id: Int) {
+        let index = id - firstSessionID
+        current = index >= 0 && index < sessions.count ? sessions[index] : nil
+    }
+
+    func removeSession(_ id: Int) -> SessionText? {
+        let index = id - firstSessionID
+        guard index >= 0, index < sessions.count, let session = sessions[index] else { return nil }
+        sessions[index] = nil
+        // Drop ended sessions from the front.
+        var dropped = 0
+        while dropped < sessions.count, sessions[dropped] == nil { dropped += 1 }
+        if dropped > 0 {
+            sessions.removeFirst(dropped)
+            firstSessionID += dropped
+        }
+        return session
+    }
 
     public func sessionEnded(_ info: SessionInfo, summary: SessionSummary, reason: SessionEndReason, time: Timestamp) {
-        guard let session = sessions.removeValue(forKey: info.id) else { return }
+        guard let session = removeSession(info.id) else { return }
         if current === session { current = nil }
         marker(session, time: time, reason.phrase)
-        var header: [UInt8] = []
+        // Written as bytes: this runs once per session, and captures hold tens of thousands.
+        var header = scratch
+        header.removeAll(keepingCapacity: true)
         paint(&header, .bold)
-        header.append(contentsOf: "== session \(info.id): \(info.client) -> \(info.server), \(info.start.rfc3339), \(Self.seconds(time.nanoseconds - info.start.nanoseconds)) s (\(info.source))".utf8)
-        if !info.handshakeSeen { header.append(contentsOf: " [began before the capture]".utf8) }
+        header.appendASCII("== session ")
+        header.appendDecimal(info.id)
+        header.appendASCII(": ")
+        header.append(contentsOf: info.client.utf8)
+        header.appendASCII(" -> ")
+        header.append(contentsOf: info.server.utf8)
+        header.appendASCII(", ")
+        info.start.appendRFC3339(to: &header)
+        header.appendASCII(", ")
+        Self.appendSeconds(time.nanoseconds - info.start.nanoseconds, to: &header)
+        header.appendASCII(" s (")
+        header.append(contentsOf: info.source.utf8)
+        header.append(0x29)
+        if !info.handshakeSeen { header.appendASCII(" [began before the capture]") }
         paint(&header, .reset)
         header.append(0x0A)
         output.append(header)
         output.append(session.body)
-        var footer: [UInt8] = []
-        paint(&footer, .bold)
-        footer.append(contentsOf: ("== summary: " + Self.summaryText(summary)).utf8)
-        paint(&footer, .reset)
-        footer.append(contentsOf: "\n\n".utf8)
-        output.append(footer)
+        header.removeAll(keepingCapacity: true)
+        paint(&header, .bold)
+        header.appendASCII("== summary: ")
+        Self.appendSummary(summary, to: &header)
+        paint(&header, .reset)
+        header.appendASCII("\n\n")
+        output.append(header)
+        scratch = header
+    }
+
+    /// `1.234`: seconds with milliseconds.
+    static func appendSeconds(_ nanoseconds: Int64, to out: inout [UInt8]) {
+        let millis = Int(max(0, nanoseconds) / 1_000_000)
+        out.appendDecimal(millis / 1000)
+        out.append(0x2E)
+        let fraction = millis % 1000
+        out.append(UInt8(0x30 + fraction / 100))
+        out.append(UInt8(0x30 + fraction / 10 % 10))
+        out.append(UInt8(0x30 + fraction % 10))
     }
 
     /// `from <a@b> to <c@d> (250), <e@f> (550); 1 message (345 bytes) -> 250; last reply 221`
     public static func summaryText(_ summary: SessionSummary) -> String {
-        var parts: [String] = []
-        if !summary.senders.isEmpty {
-            var envelope = "from " + summary.senders.map { "<\($0)>" }.joined(separator: ", ")
-            if !summary.recipients.isEmpty {
-                envelope += " to " + summary.recipients.map { recipient in
-                    "<\(recipient.address)>" + (recipient.replyCode.map { " (\($0))" } ?? "")
-                }.joined(separator: ", ")
-            }
-            parts.append(envelope)
+        var out: [UInt8] = []
+        appendSummary(summary, to: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    static func appendAddress(_ address: ByteString, to out: inout [UInt8]) {
+        out.append(0x3C)
+        if address.bytes.allSatisfy({ $0 >= 0x20 && $0 < 0x7F }) {
+            out.append(contentsOf: address.bytes)
+        } else {
+            out.append(contentsOf: address.description.utf8)
         }
-        var messages = "\(summary.completedMessages) message" + (summary.completedMessages == 1 ? "" : "s")
-        if summary.completedMessages > 0 { messages += " (\(summary.messageBytes) bytes)" }
-        if !summary.messageReplyCodes.isEmpty { messages += " -> " + summary.messageReplyCodes.map(String.init).joined(separator: ", ") }
-        parts.append(messages)
+        out.append(0x3E)
+    }
+
+    static func appendSummary(_ summary: SessionSummary, to out: inout [UInt8]) {
+        if !summary.senders.isEmpty {
+            out.appendASCII("from ")
+            for (index, sender) in summary.senders.enumerated() {
+                if index > 0 { out.appendASCII(", ") }
+                appendAddress(sender, to: &out)
+            }
+            if !summary.recipients.isEmpty {
+                out.appendASCII(" to ")
+                for (index, recipient) in summary.recipients.enumerated() {
+                    if index > 0 { out.appendASCII(", ") }
+                    appendAddress(recipient.address, to: &out)
+                    if let code = recipient.replyCode {
+                        out.appendASCII(" (")
+                        out.appendDecimal(code)
+                        out.append(0x29)
+                    }
+                }
+            }
+            out.appendASCII("; ")
+        }
+        out.appendDecimal(summary.completedMessages)
+        out.appendASCII(summary.completedMessages == 1 ? " message" : " messages")
+        if summary.completedMessages > 0 {
+            out.appendASCII(" (")
+            out.appendDecimal(summary.messageBytes)
+            out.appendASCII(" bytes)")
+        }
+        if !summary.messageReplyCodes.isEmpty {
+            out.appendASCII(" -> ")
+            for (index, code) in summary.messageReplyCodes.enumerated() {
+                if index > 0 { out.appendASCII(", ") }
+                out.appendDecimal(code)
+            }
+        }
         if let mechanism = summary.authMechanism {
-            parts.append("AUTH \(mechanism)" + (summary.authReplyCode.map { " -> \($0)" } ?? ""))
+            out.appendASCII("; AUTH ")
+            out.append(contentsOf: mechanism.utf8)
+            if let code = summary.authReplyCode {
+                out.appendASCII(" -> ")
+                out.appendDecimal(code)
+            }
         }
         if let tls = summary.tls {
-            parts.append((tls == .startTLS ? "STARTTLS" : "implicit TLS") + ", \(summary.encryptedClient)/\(summary.encryptedServer) encrypted bytes client/server")
+            out.appendASCII(tls == .startTLS ? "; STARTTLS, " : "; implicit TLS, ")
+            out.appendDecimal(summary.encryptedClient)
+            out.append(0x2F)
+            out.appendDecimal(summary.encryptedServer)
+            out.appendASCII(" encrypted bytes client/server")
         }
-        if summary.gapBytes > 0 { parts.append("\(summary.gapBytes) bytes missing") }
-        parts.append("last reply " + (summary.lastReplyCode.map(String.init) ?? "none"))
-        return parts.joined(separator: "; ")
+        if summary.gapBytes > 0 {
+            out.appendASCII("; ")
+            out.appendDecimal(summary.gapBytes)
+            out.appendASCII(" bytes missing")
+        }
+        out.appendASCII("; last reply ")
+        if let code = summary.lastReplyCode { out.appendDecimal(code) } else { out.appendASCII("none") }
     }
 
     public func command(_ raw: UnsafeRawBufferPointer, verb: SMTPVerb, flags: LineFlags, secret: Range<Int>?, time: Timestamp) {

@@ -218,6 +218,9 @@ struct MailPathTests {
         .init("MAIL FROM:<a@b> X=\r\n", "a@b", [P(keyword: "X", value: "")]),
         // Odd but real paths.
         .init("RCPT TO:<Postmaster>\r\n", "Postmaster"),
+        // Quoted local parts (RFC 5321 4.1.2): qtextSMTP includes space and ">".
+        .init("RCPT TO:<\"john doe\"@example.com>\r\n", "\"john doe\"@example.com"),
+        .init("MAIL FROM:<\"a>b\"@example.com> SIZE=10\r\n", "\"a>b\"@example.com", [P(keyword: "SIZE", value: "10")]),
         .init("RCPT TO:<@relay.example:bob@example.com>\r\n", "@relay.example:bob@example.com"),
         .init("MAIL FROM:<jösé@exämple.de> SMTPUTF8\r\n", "jösé@exämple.de", [P(keyword: "SMTPUTF8", value: nil)]),
         // Non-UTF-8 bytes survive.

@@ -45,7 +45,6 @@ struct DialogueSessionTests {
             "S 221 QUIT",
         ])
         #expect(t.observer.message(1) == Array(message))
-        expectStreamsReproduced(t)
 
         // The multi-line EHLO reply arrives whole and reads as capabilities.
         let ehlo = try #require(t.observer.replies.first { $0.context == .command(.ehlo) })
@@ -71,7 +70,7 @@ struct DialogueSessionTests {
         #expect(!t.dialogue.isEncrypted)
     }
 
-    @Test("each callback carries the time of the input that completed it")
+    @Test("a command carries the time its line completed; a multi-line reply the time its first line did")
     func times() {
         let t = play([
             .server("220 hi\r\n"),      // 1000
@@ -106,7 +105,6 @@ struct DialogueSessionTests {
         #expect(t.summary.messageBytes == 5 + 8)
         #expect(t.summary.messageReplyCodes == [250, 554])
         #expect(t.observer.replyContexts.filter { $0 == .message }.count == 2)
-        expectStreamsReproduced(t)
     }
 
     @Test("DATA refused: the client stays in command mode")
@@ -118,7 +116,6 @@ struct DialogueSessionTests {
         ])
         #expect(t.log == ["S 220 greeting", "C DATA", "S 503 DATA", "C QUIT", "S 221 QUIT"])
         #expect(t.summary.completedMessages == 0)
-        expectStreamsReproduced(t)
     }
 
     // MARK: PIPELINING
@@ -156,7 +153,6 @@ struct DialogueSessionTests {
         #expect(t.summary.recipients.map(\.replyCode) == [250, 550])
         #expect(t.summary.messageReplyCodes == [250])
         #expect(t.summary.lastReplyCode == 221)
-        expectStreamsReproduced(t)
     }
 
     @Test("PIPELINING with every command in its own reply segment and the DATA refused")
@@ -173,7 +169,6 @@ struct DialogueSessionTests {
             "C RSET", "C QUIT", "S 250 RSET", "S 221 QUIT",
         ])
         #expect(t.summary.completedMessages == 0)
-        expectStreamsReproduced(t)
     }
 
     @Test("without an expected greeting the first reply answers the first command")
@@ -208,7 +203,15 @@ struct DialogueSessionTests {
         #expect(t.summary.authMechanism == "PLAIN")
         #expect(t.summary.authReplyCode == 235)
         #expect(t.summary.senders == ["alice@example.com"])
-        expectStreamsReproduced(t)
+    }
+
+    @Test("the initial response is secret whatever whitespace separates it from the mechanism",
+          arguments: ["AUTH PLAIN AGFsaWNlAHNlY3JldA==", "AUTH PLAIN  AGFsaWNlAHNlY3JldA==", "AUTH PLAIN\tAGFsaWNlAHNlY3JldA==",
+                      "AUTH  PLAIN AGFsaWNlAHNlY3JldA==", "AUTH\tPLAIN AGFsaWNlAHNlY3JldA=="])
+    func authInitialResponseSeparators(_ line: String) {
+        let t = play([.server("220 hi\r\n"), .client(ByteString(line + "\r\n")), .server("235 ok\r\n")])
+        #expect(t.log == ["S 220 greeting", "C AUTH secret=AGFsaWNlAHNlY3JldA==", "S 235 AUTH"])
+        #expect(t.summary.authMechanism == "PLAIN")
     }
 
     @Test("AUTH PLAIN = is an empty initial response, not a secret")
@@ -246,7 +249,6 @@ struct DialogueSessionTests {
         #expect(t.summary.authMechanism == "LOGIN")
         #expect(t.summary.authReplyCode == 235)
         #expect(t.summary.senders == ["alice@example.com"])
-        expectStreamsReproduced(t)
     }
 
     @Test("AUTH PLAIN without initial response: the response after an empty 334 is secret")
@@ -262,7 +264,6 @@ struct DialogueSessionTests {
             "C QUIT", "S 221 QUIT",
         ])
         #expect(t.summary.authReplyCode == 535)
-        expectStreamsReproduced(t)
     }
 
     @Test("AUTH cancelled with *: the * is not secret, and commands resume")
@@ -277,7 +278,6 @@ struct DialogueSessionTests {
         #expect(t.observer.authResponses.map(\.secret) == [nil])
         #expect(t.summary.authReplyCode == 501)
         #expect(t.summary.quitSent)
-        expectStreamsReproduced(t)
     }
 
     @Test("an AUTH response that arrives before its 334 is still a secret response")
@@ -336,7 +336,6 @@ struct DialogueSessionTests {
         #expect(t.summary.encryptedServer == Self.serverHello.count + 8)
         #expect(t.summary.encryptedBytes == (Self.clientHello.count + 8, Self.serverHello.count + 8))
         #expect(t.dialogue.isEncrypted)
-        expectStreamsReproduced(t)
     }
 
     @Test("STARTTLS accepted with the TLS bytes in the same segment as the 220")
@@ -349,7 +348,6 @@ struct DialogueSessionTests {
         ])
         #expect(t.log == ["S 220 greeting", "C STARTTLS", "S 220 STARTTLS", "TLS startTLS",
                           "X server \(Self.serverHello.count)", "X client \(Self.clientHello.count)"])
-        expectStreamsReproduced(t)
     }
 
     @Test("STARTTLS refused with 454: the session stays in plaintext")
@@ -365,7 +363,6 @@ struct DialogueSessionTests {
         #expect(t.summary.tls == nil)
         #expect(t.summary.senders == ["a@b"])
         #expect(!t.dialogue.isEncrypted)
-        expectStreamsReproduced(t)
     }
 
     @Test("STARTTLS whose 220 was not captured: a TLS record from the client starts TLS")
@@ -377,7 +374,6 @@ struct DialogueSessionTests {
         ])
         #expect(t.log == ["S 220 greeting", "C STARTTLS", "TLS startTLS", "X client \(Self.clientHello.count)"])
         #expect(t.summary.tls == .startTLS)
-        expectStreamsReproduced(t)
     }
 
     @Test("implicit TLS: a client that opens with a TLS record is never parsed")
@@ -391,7 +387,6 @@ struct DialogueSessionTests {
         #expect(t.summary.tls == .implicit)
         #expect(t.observer.tlsModes == [.implicit])
         #expect(t.summary.senders.isEmpty)
-        expectStreamsReproduced(t)
     }
 
     @Test("bytes that only look a little like TLS are plaintext", arguments: [
@@ -403,6 +398,5 @@ struct DialogueSessionTests {
         let t = play([.server("220 hi\r\n"), .clientBytes(bytes)])
         #expect(t.summary.tls == nil)
         #expect(t.observer.commands.count == 1)
-        expectStreamsReproduced(t)
     }
 }

@@ -134,6 +134,13 @@ final class RecordingObserver: SMTPDialogueObserver {
         }
     }
 
+    /// Bytes reported missing for one side.
+    func gapBytes(_ side: Side) -> Int {
+        events.reduce(0) { total, event in
+            if case .gap(side, let bytes) = event { total + bytes } else { total }
+        }
+    }
+
     /// Events with runs of message data (same message) and of encrypted counts (same side) merged,
     /// so that two runs that differ only in how the input was segmented compare equal.
     var normalizedEvents: [Event] {

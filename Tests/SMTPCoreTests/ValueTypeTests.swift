@@ -21,6 +21,9 @@ struct ByteStringTests {
         ([0xED, 0xA0, 0x80], "\\xED\\xA0\\x80"), // UTF-16 surrogate
         ([0xC3, 0x41], "\\xC3A"),               // lead byte followed by ASCII
         ([0x5C], "\\"),
+        // C1 control characters are controls too, even as valid UTF-8 (U+0085 NEL, U+009B CSI).
+        ([0xC2, 0x85], "\\xC2\\x85"),
+        ([0xC2, 0x9B, 0x33, 0x31, 0x6D], "\\xC2\\x9B31m"),
     ] as [([UInt8], String)])
     func description(_ bytes: [UInt8], _ expected: String) {
         #expect(ByteString(bytes).description == expected)

@@ -3,7 +3,12 @@
 #include <stddef.h>
 
 /// The first occurrence of "\n." in [haystack, haystack+length), or NULL.
-/// (glibc's memmem is a GNU extension that Swift's Glibc module does not expose.)
+/// Vectorised with SSE2 where available.
 const void *smtp_find_newline_dot(const void *haystack, size_t length);
 
+
+
+/// Standard base64 with padding (RFC 4648) of `length` bytes into `out`, which must hold
+/// (length + 2) / 3 * 4 bytes. Returns the number of bytes written.
+size_t smtp_base64_encode(const void *input, size_t length, void *out);
 #endif
