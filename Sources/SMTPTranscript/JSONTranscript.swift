@@ -5,19 +5,19 @@ import SMTPCore
 /// the wire `from` and `raw` (base64 of the exact bytes).
 public final class JSONTranscriptWriter: SessionObserver {
     let output: ByteOutput
+    let out: ByteWriter
     let showSecrets: Bool
     var session = 0
-    var line: [UInt8] = []
 
     public init(output: ByteOutput, showSecrets: Bool = false) {
         self.output = output
+        self.out = output.buffer
         self.showSecrets = showSecrets
-        line.reserveCapacity(4096)
     }
 
     // MARK: Building a line
 
-    /// The RFC 3339 text up to the seconds' fraction changes once a second: it is kept and reused.
+    /// The RFC 3339 text up to the seconds changes once a second: it is kept and reused.
     var cachedSecond = Int64.min
     var cachedPrefix: [UInt8] = []
 
@@ -27,10 +27,10 @@ public final class JSONTranscriptWriter: SessionObserver {
         if second != cachedSecond {
             cachedPrefix.removeAll(keepingCapacity: true)
             Timestamp(seconds: second, nanoseconds: 0).appendRFC3339(to: &cachedPrefix)
-            cachedPrefix.removeLast(8)  // "000000Z" and the dot stay out: ".ffffffZ" follows
+            cachedPrefix.removeLast(8)  // ".000000Z": the fraction is written per event
             cachedSecond = second
         }
-        line.append(contentsOf: cachedPrefix)
+        out.append(cachedPrefix)
         var micros = Int((time.nanoseconds - second * 1_000_000_000) / 1000)
         var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) = (0x2E, 0, 0, 0, 0, 0, 0, 0x5A)
         withUnsafeMutableBytes(of: &digits) { bytes in
@@ -38,76 +38,80 @@ public final class JSONTranscriptWriter: SessionObserver {
                 bytes[index] = UInt8(0x30 + micros % 10)
                 micros /= 10
             }
-            line.appendBytes(UnsafeRawBufferPointer(bytes))
+            out.append(UnsafeRawBufferPointer(bytes))
         }
     }
 
     @inline(__always)
     func begin(_ type: StaticString, time: Timestamp, from side: Side?) {
-        line.removeAll(keepingCapacity: true)
-        line.appendASCII("{\"session\":")
-        line.appendDecimal(session)
-        line.appendASCII(",\"time\":\"")
+        out.append("{\"session\":")
+        out.appendDecimal(session)
+        out.append(",\"time\":\"")
         appendTime(time)
-        line.appendASCII("\",\"type\":\"")
-        line.appendASCII(type)
-        line.append(0x22)
+        out.append("\",\"type\":\"")
+        out.append(type)
+        out.append(0x22)
         if let side {
-            line.appendASCII(side == .client ? ",\"from\":\"client\"" : ",\"from\":\"server\"")
+            out.append(side == .client ? ",\"from\":\"client\"" : ",\"from\":\"server\"")
         }
     }
 
     @inline(__always)
     func field(_ name: StaticString) {
-        line.appendASCII(",\"")
-        line.appendASCII(name)
-        line.appendASCII("\":")
+        out.append(",\"")
+        out.append(name)
+        out.append("\":")
     }
 
     func string(_ name: StaticString, _ value: String) {
         field(name)
-        line.append(0x22)
+        out.append(0x22)
         var value = value
-        value.withUTF8 { line.appendJSONEscaped(UnsafeRawBufferPointer($0)) }
-        line.append(0x22)
+        value.withUTF8 { out.appendJSONEscaped(UnsafeRawBufferPointer($0)) }
+        out.append(0x22)
     }
 
     func bytesString(_ name: StaticString, _ value: UnsafeRawBufferPointer) {
         field(name)
-        line.append(0x22)
-        line.appendJSONEscaped(value)
-        line.append(0x22)
+        out.append(0x22)
+        out.appendJSONEscaped(value)
+        out.append(0x22)
     }
 
     func integer(_ name: StaticString, _ value: Int) {
         field(name)
-        line.appendDecimal(value)
+        out.appendDecimal(value)
+    }
+
+    func optionalInteger(_ name: StaticString, _ value: Int?) {
+        field(name)
+        if let value { out.appendDecimal(value) } else { out.append("null") }
     }
 
     func raw(_ bytes: UnsafeRawBufferPointer) {
         field("raw")
-        line.append(0x22)
-        Base64.append(bytes, to: &line)
-        line.append(0x22)
+        out.append(0x22)
+        out.appendBase64(bytes)
+        out.append(0x22)
     }
 
     func flags(_ flags: LineFlags) {
         guard !flags.isEmpty else { return }
         field("flags")
-        line.append(0x5B)
+        out.append(0x5B)
         for (index, name) in flags.names.enumerated() {
-            if index > 0 { line.append(0x2C) }
-            line.append(0x22)
-            line.append(contentsOf: name.utf8)
-            line.append(0x22)
+            if index > 0 { out.append(0x2C) }
+            out.append(0x22)
+            out.append(name)
+            out.append(0x22)
         }
-        line.append(0x5D)
+        out.append(0x5D)
     }
 
     @inline(__always)
     func end() {
-        line.appendASCII("}\n")
-        line.withUnsafeBytes { output.append($0) }
+        out.append("}\n")
+        output.flushIfFull()
     }
 
     /// The bytes to show for a line that may hold a secret.
@@ -119,6 +123,7 @@ public final class JSONTranscriptWriter: SessionObserver {
         }
     }
 
+    /// A line without its CR LF / LF.
     static func content(_ raw: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer {
         var end = raw.count
         if end > 0, raw[end - 1] == 0x0A { end -= 1 }
@@ -135,7 +140,7 @@ public final class JSONTranscriptWriter: SessionObserver {
         string("server", info.server)
         string("file", info.source)
         field("handshake")
-        line.appendASCII(info.handshakeSeen ? "true" : "false")
+        out.append(info.handshakeSeen ? "true" : "false")
         end()
     }
 
@@ -146,38 +151,37 @@ public final class JSONTranscriptWriter: SessionObserver {
         begin("session_end", time: time, from: nil)
         string("reason", reason.name)
         field("duration")
-        line.append(contentsOf: Array(TextTranscriptRenderer.seconds(time.nanoseconds - info.start.nanoseconds).utf8))
+        TextTranscriptRenderer.appendSeconds(time.nanoseconds - info.start.nanoseconds, to: out)
         field("mail_from")
-        line.append(0x5B)
+        out.append(0x5B)
         for (index, sender) in summary.senders.enumerated() {
-            if index > 0 { line.append(0x2C) }
-            line.append(0x22)
-            sender.bytes.withUnsafeBytes { line.appendJSONEscaped($0) }
-            line.append(0x22)
+            if index > 0 { out.append(0x2C) }
+            out.append(0x22)
+            sender.bytes.withUnsafeBytes { out.appendJSONEscaped($0) }
+            out.append(0x22)
         }
-        line.append(0x5D)
+        out.append(0x5D)
         field("rcpt_to")
-        line.append(0x5B)
+        out.append(0x5B)
         for (index, recipient) in summary.recipients.enumerated() {
-            if index > 0 { line.append(0x2C) }
-            line.appendASCII("{\"address\":\"")
-            recipient.address.bytes.withUnsafeBytes { line.appendJSONEscaped($0) }
-            line.appendASCII("\",\"code\":")
-            if let code = recipient.replyCode { line.appendDecimal(code) } else { line.appendASCII("null") }
-            line.append(0x7D)
+            if index > 0 { out.append(0x2C) }
+            out.append("{\"address\":\"")
+            recipient.address.bytes.withUnsafeBytes { out.appendJSONEscaped($0) }
+            out.append("\",\"code\":")
+            if let code = recipient.replyCode { out.appendDecimal(code) } else { out.append("null") }
+            out.append(0x7D)
         }
-        line.append(0x5D)
+        out.append(0x5D)
         integer("messages", summary.completedMessages)
         integer("message_bytes", summary.messageBytes)
-        field("last_reply")
-        if let code = summary.lastReplyCode { line.appendDecimal(code) } else { line.appendASCII("null") }
-        if let tls = summary.tls { string("tls", tls == .startTLS ? "starttls" : "implicit") }
-        if summary.tls != nil {
-            line.appendASCII(",\"encrypted_bytes\":{\"client\":")
-            line.appendDecimal(summary.encryptedClient)
-            line.appendASCII(",\"server\":")
-            line.appendDecimal(summary.encryptedServer)
-            line.append(0x7D)
+        optionalInteger("last_reply", summary.lastReplyCode)
+        if let tls = summary.tls {
+            string("tls", tls == .startTLS ? "starttls" : "implicit")
+            out.append(",\"encrypted_bytes\":{\"client\":")
+            out.appendDecimal(summary.encryptedClient)
+            out.append(",\"server\":")
+            out.appendDecimal(summary.encryptedServer)
+            out.append(0x7D)
         }
         if summary.gapBytes > 0 { integer("gap_bytes", summary.gapBytes) }
         end()
@@ -187,9 +191,12 @@ public final class JSONTranscriptWriter: SessionObserver {
         begin("command", time: time, from: .client)
         withVisible(raw, secret: secret) { visible, redacted in
             self.raw(visible)
-            string("verb", verb.name)
+            field("verb")
+            out.append(0x22)
+            verb.bytes.withUnsafeBytes { out.appendJSONEscaped($0) }
+            out.append(0x22)
             bytesString("text", Self.content(visible))
-            if redacted { line.appendASCII(",\"redacted\":true") }
+            if redacted { out.append(",\"redacted\":true") }
         }
         self.flags(flags)
         end()
@@ -198,30 +205,26 @@ public final class JSONTranscriptWriter: SessionObserver {
     public func reply(_ raw: UnsafeRawBufferPointer, lineCount: Int, code: Int?, context: ReplyContext, flags: LineFlags, time: Timestamp) {
         begin("reply", time: time, from: .server)
         self.raw(raw)
-        field("code")
-        if let code { line.appendDecimal(code) } else { line.appendASCII("null") }
+        optionalInteger("code", code)
         field("lines")
-        line.append(0x5B)
+        out.append(0x5B)
         var start = 0
-        var first = true
         while start < raw.count {
             var end = start
             while end < raw.count, raw[end] != 0x0A { end += 1 }
             let next = min(end + 1, raw.count)
-            if !first { line.append(0x2C) }
-            first = false
-            line.append(0x22)
-            var text = UnsafeRawBufferPointer(rebasing: raw[start..<next])
-            text = Self.content(text)
-            // Drop the code and its separator: `lines` holds the reply's text.
+            if start > 0 { out.append(0x2C) }
+            out.append(0x22)
+            var text = Self.content(UnsafeRawBufferPointer(rebasing: raw[start..<next]))
+            // `lines` holds each line's text, after the code and its separator.
             if code != nil, text.count >= 3 {
-                text = UnsafeRawBufferPointer(rebasing: text[min(text.count, (text.count > 3 && (text[3] == 0x20 || text[3] == 0x2D)) ? 4 : 3)...])
+                text = UnsafeRawBufferPointer(rebasing: text[((text.count > 3 && (text[3] == 0x20 || text[3] == 0x2D)) ? 4 : 3)...])
             }
-            line.appendJSONEscaped(text)
-            line.append(0x22)
+            out.appendJSONEscaped(text)
+            out.append(0x22)
             start = next
         }
-        line.append(0x5D)
+        out.append(0x5D)
         if code != nil, let status = EnhancedStatusCode(prefixOf: Self.firstLineText(raw)) {
             string("enhanced_code", status.description)
         }
@@ -242,7 +245,7 @@ public final class JSONTranscriptWriter: SessionObserver {
         withVisible(raw, secret: secret) { visible, redacted in
             self.raw(visible)
             bytesString("text", Self.content(visible))
-            if redacted { line.appendASCII(",\"redacted\":true") }
+            if redacted { out.append(",\"redacted\":true") }
         }
         self.flags(flags)
         end()
@@ -252,7 +255,7 @@ public final class JSONTranscriptWriter: SessionObserver {
         begin("data", time: time, from: .client)
         self.raw(raw)
         integer("message", message)
-        line.appendASCII(transfer == .data ? ",\"via\":\"DATA\"" : ",\"via\":\"BDAT\"")
+        out.append(transfer == .data ? ",\"via\":\"DATA\"" : ",\"via\":\"BDAT\"")
         end()
     }
 
@@ -260,9 +263,9 @@ public final class JSONTranscriptWriter: SessionObserver {
         begin("message_end", time: time, from: .client)
         if !raw.isEmpty { self.raw(raw) }
         integer("message", message)
-        line.appendASCII(transfer == .data ? ",\"via\":\"DATA\"" : ",\"via\":\"BDAT\"")
+        out.append(transfer == .data ? ",\"via\":\"DATA\"" : ",\"via\":\"BDAT\"")
         integer("size", size)
-        line.appendASCII(complete ? ",\"complete\":true" : ",\"complete\":false")
+        out.append(complete ? ",\"complete\":true" : ",\"complete\":false")
         end()
     }
 

@@ -29,7 +29,7 @@ public enum DataDisplay: String, CaseIterable, Sendable {
 public final class TextTranscriptRenderer: SessionObserver {
     final class SessionText {
         let info: SessionInfo
-        var body: [UInt8] = []
+        let body = ByteWriter(capacity: 2048)
         /// A message line not yet complete (message data arrives in arbitrary pieces).
         var partialLine: [UInt8] = []
         var inHeaders = true
@@ -50,7 +50,7 @@ public final class TextTranscriptRenderer: SessionObserver {
     var firstSessionID = 1
     var current: SessionText?
     /// A reused buffer for headers and summaries.
-    var scratch: [UInt8] = []
+    let scratch = ByteWriter(capacity: 1024)
 
     public init(output: ByteOutput, data: DataDisplay = .headers, showSecrets: Bool = false, colour: Bool = false) {
         self.output = output
@@ -67,9 +67,10 @@ public final class TextTranscriptRenderer: SessionObserver {
     }
 
     @inline(__always)
-    func paint(_ text: inout [UInt8], _ colour: Colour) {
+    func paint(_ text: ByteWriter, _ colour: Colour) {
         guard self.colour else { return }
-        text.append(contentsOf: [0x1B, 0x5B])
+        text.append(0x1B)
+        text.append(0x5B)
         text.appendDecimal(Int(colour.rawValue))
         text.append(0x6D)
     }
@@ -82,7 +83,7 @@ public final class TextTranscriptRenderer: SessionObserver {
     }
 
     func prefix(_ session: SessionText, time: Timestamp, tag: StaticString, colour: Colour) {
-        paint(&session.body, .dim)
+        paint(session.body, .dim)
         // `    +1.234`, right-aligned in ten columns, written as bytes (this runs for every line).
         let millis = Int(max(0, time.nanoseconds - session.info.start.nanoseconds) / 1_000_000)
         let whole = millis / 1000
@@ -92,7 +93,7 @@ public final class TextTranscriptRenderer: SessionObserver {
             let stamp: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) = (
                 0x20, 0x20, 0x20, 0x20, 0x2B, UInt8(0x30 + whole), 0x2E,
                 UInt8(0x30 + fraction / 100), UInt8(0x30 + fraction / 10 % 10), UInt8(0x30 + fraction % 10))
-            withUnsafeBytes(of: stamp) { session.body.appendBytes($0) }
+            withUnsafeBytes(of: stamp) { session.body.append($0) }
         } else {
             var digits = 1
             var rest = whole
@@ -105,14 +106,14 @@ public final class TextTranscriptRenderer: SessionObserver {
             session.body.append(UInt8(0x30 + fraction / 10 % 10))
             session.body.append(UInt8(0x30 + fraction % 10))
         }
-        paint(&session.body, .reset)
-        session.body.appendASCII("  ")
-        paint(&session.body, colour)
-        session.body.appendASCII(tag)
+        paint(session.body, .reset)
+        session.body.append("  ")
+        paint(session.body, colour)
+        session.body.append(tag)
     }
 
     /// Appends one line's content (without its line ending), escaped for display.
-    func appendEscaped(_ content: UnsafeRawBufferPointer, to body: inout [UInt8]) {
+    func appendEscaped(_ content: UnsafeRawBufferPointer, to body: ByteWriter) {
         var index = 0
         let count = content.count
         while index < count {
@@ -120,7 +121,7 @@ public final class TextTranscriptRenderer: SessionObserver {
             var run = index
             while run < count, case let b = content[run], b >= 0x20, b < 0x7F { run += 1 }
             if run > index {
-                body.appendBytes(UnsafeRawBufferPointer(rebasing: content[index..<run]))
+                body.append(UnsafeRawBufferPointer(rebasing: content[index..<run]))
                 index = run
                 if index == count { break }
             }
@@ -128,15 +129,15 @@ public final class TextTranscriptRenderer: SessionObserver {
             if byte >= 0x20, byte < 0x7F || byte == 0x09 {
                 body.append(byte)
                 index += 1
-            } else if byte >= 0x80, case let length = [UInt8].utf8SequenceLength(content, at: index), length > 0,
+            } else if byte >= 0x80, case let length = UTF8Validation.sequenceLength(content, at: index), length > 0,
                       !(byte == 0xC2 && content[index + 1] < 0xA0) {  // C1 controls are escaped
-                body.append(contentsOf: content[index..<(index + length)])
+                body.append(UnsafeRawBufferPointer(rebasing: content[index..<(index + length)]))
                 index += length
             } else if byte == 0x09 {
                 body.append(byte)
                 index += 1
             } else {
-                body.append(contentsOf: ByteString.hexEscape(byte).utf8)
+                body.append(ByteString.hexEscape(byte))
                 index += 1
             }
         }
@@ -144,14 +145,14 @@ public final class TextTranscriptRenderer: SessionObserver {
 
     func appendFlags(_ flags: LineFlags, to session: SessionText) {
         guard !flags.isEmpty else { return }
-        paint(&session.body, .marker)
-        session.body.appendASCII("  [")
-        session.body.append(contentsOf: flags.names.joined(separator: ", ").utf8)
+        paint(session.body, .marker)
+        session.body.append("  [")
+        session.body.append(flags.names.joined(separator: ", "))
         session.body.append(0x5D)
     }
 
     func endLine(_ session: SessionText) {
-        paint(&session.body, .reset)
+        paint(session.body, .reset)
         session.body.append(0x0A)
     }
 
@@ -162,7 +163,7 @@ public final class TextTranscriptRenderer: SessionObserver {
         while start < raw.count {
             let next = memchr(base + start, 0x0A, raw.count - start).map { base.distance(to: UnsafeRawPointer($0)) + 1 } ?? raw.count
             prefix(session, time: time, tag: tag, colour: colour)
-            appendEscaped(JSONTranscriptWriter.content(UnsafeRawBufferPointer(rebasing: raw[start..<next])), to: &session.body)
+            appendEscaped(JSONTranscriptWriter.content(UnsafeRawBufferPointer(rebasing: raw[start..<next])), to: session.body)
             if next == raw.count { appendFlags(flags, to: session) }
             endLine(session)
             start = next
@@ -171,7 +172,7 @@ public final class TextTranscriptRenderer: SessionObserver {
 
     func marker(_ session: SessionText, time: Timestamp, _ text: String) {
         prefix(session, time: time, tag: "-- ", colour: .marker)
-        session.body.append(contentsOf: text.utf8)
+        session.body.append(text)
         endLine(session)
     }
 
@@ -210,39 +211,40 @@ public final class TextTranscriptRenderer: SessionObserver {
         if current === session { current = nil }
         marker(session, time: time, reason.phrase)
         // Written as bytes: this runs once per session, and captures hold tens of thousands.
-        var header = scratch
-        header.removeAll(keepingCapacity: true)
-        paint(&header, .bold)
-        header.appendASCII("== session ")
+        let header = scratch
+        header.removeAll()
+        paint(header, .bold)
+        header.append("== session ")
         header.appendDecimal(info.id)
-        header.appendASCII(": ")
-        header.append(contentsOf: info.client.utf8)
-        header.appendASCII(" -> ")
-        header.append(contentsOf: info.server.utf8)
-        header.appendASCII(", ")
-        info.start.appendRFC3339(to: &header)
-        header.appendASCII(", ")
-        Self.appendSeconds(time.nanoseconds - info.start.nanoseconds, to: &header)
-        header.appendASCII(" s (")
-        header.append(contentsOf: info.source.utf8)
+        header.append(": ")
+        header.append(info.client)
+        header.append(" -> ")
+        header.append(info.server)
+        header.append(", ")
+        var start: [UInt8] = []
+        info.start.appendRFC3339(to: &start)
+        header.append(start)
+        header.append(", ")
+        Self.appendSeconds(time.nanoseconds - info.start.nanoseconds, to: header)
+        header.append(" s (")
+        header.append(info.source)
         header.append(0x29)
-        if !info.handshakeSeen { header.appendASCII(" [began before the capture]") }
-        paint(&header, .reset)
+        if !info.handshakeSeen { header.append(" [began before the capture]") }
+        paint(header, .reset)
         header.append(0x0A)
-        output.append(header)
-        output.append(session.body)
-        header.removeAll(keepingCapacity: true)
-        paint(&header, .bold)
-        header.appendASCII("== summary: ")
-        Self.appendSummary(summary, to: &header)
-        paint(&header, .reset)
-        header.appendASCII("\n\n")
-        output.append(header)
-        scratch = header
+        output.append(header.bytes)
+        output.append(session.body.bytes)
+        header.removeAll()
+        paint(header, .bold)
+        header.append("== summary: ")
+        Self.appendSummary(summary, to: header)
+        paint(header, .reset)
+        header.append("\n\n")
+        output.append(header.bytes)
     }
 
     /// `1.234`: seconds with milliseconds.
-    static func appendSeconds(_ nanoseconds: Int64, to out: inout [UInt8]) {
+    static func appendSeconds(_ nanoseconds: Int64, to out: ByteWriter) {
         let millis = Int(max(0, nanoseconds) / 1_000_000)
         out.appendDecimal(millis / 1000)
         out.append(0x2E)
@@ -254,78 +256,78 @@ public final class TextTranscriptRenderer: SessionObserver {
 
     /// `from <a@b> to <c@d> (250), <e@f> (550); 1 message (345 bytes) -> 250; last reply 221`
     public static func summaryText(_ summary: SessionSummary) -> String {
-        var out: [UInt8] = []
-        appendSummary(summary, to: &out)
-        return String(decoding: out, as: UTF8.self)
+        let out = ByteWriter()
+        appendSummary(summary, to: out)
+        return String(decoding: out.bytes, as: UTF8.self)
     }
 
-    static func appendAddress(_ address: ByteString, to out: inout [UInt8]) {
+    static func appendAddress(_ address: ByteString, to out: ByteWriter) {
         out.append(0x3C)
         if address.bytes.allSatisfy({ $0 >= 0x20 && $0 < 0x7F }) {
-            out.append(contentsOf: address.bytes)
+            out.append(address.bytes)
         } else {
-            out.append(contentsOf: address.description.utf8)
+            out.append(address.description)
         }
         out.append(0x3E)
     }
 
-    static func appendSummary(_ summary: SessionSummary, to out: inout [UInt8]) {
+    static func appendSummary(_ summary: SessionSummary, to out: ByteWriter) {
         if !summary.senders.isEmpty {
-            out.appendASCII("from ")
+            out.append("from ")
             for (index, sender) in summary.senders.enumerated() {
-                if index > 0 { out.appendASCII(", ") }
-                appendAddress(sender, to: &out)
+                if index > 0 { out.append(", ") }
+                appendAddress(sender, to: out)
             }
             if !summary.recipients.isEmpty {
-                out.appendASCII(" to ")
+                out.append(" to ")
                 for (index, recipient) in summary.recipients.enumerated() {
-                    if index > 0 { out.appendASCII(", ") }
-                    appendAddress(recipient.address, to: &out)
+                    if index > 0 { out.append(", ") }
+                    appendAddress(recipient.address, to: out)
                     if let code = recipient.replyCode {
-                        out.appendASCII(" (")
+                        out.append(" (")
                         out.appendDecimal(code)
                         out.append(0x29)
                     }
                 }
             }
-            out.appendASCII("; ")
+            out.append("; ")
         }
         out.appendDecimal(summary.completedMessages)
-        out.appendASCII(summary.completedMessages == 1 ? " message" : " messages")
+        out.append(summary.completedMessages == 1 ? " message" : " messages")
         if summary.completedMessages > 0 {
-            out.appendASCII(" (")
+            out.append(" (")
             out.appendDecimal(summary.messageBytes)
-            out.appendASCII(" bytes)")
+            out.append(" bytes)")
         }
         if !summary.messageReplyCodes.isEmpty {
-            out.appendASCII(" -> ")
+            out.append(" -> ")
             for (index, code) in summary.messageReplyCodes.enumerated() {
-                if index > 0 { out.appendASCII(", ") }
+                if index > 0 { out.append(", ") }
                 out.appendDecimal(code)
             }
         }
         if let mechanism = summary.authMechanism {
-            out.appendASCII("; AUTH ")
-            out.append(contentsOf: mechanism.utf8)
+            out.append("; AUTH ")
+            out.append(mechanism)
             if let code = summary.authReplyCode {
-                out.appendASCII(" -> ")
+                out.append(" -> ")
                 out.appendDecimal(code)
             }
         }
         if let tls = summary.tls {
-            out.appendASCII(tls == .startTLS ? "; STARTTLS, " : "; implicit TLS, ")
+            out.append(tls == .startTLS ? "; STARTTLS, " : "; implicit TLS, ")
             out.appendDecimal(summary.encryptedClient)
             out.append(0x2F)
             out.appendDecimal(summary.encryptedServer)
-            out.appendASCII(" encrypted bytes client/server")
+            out.append(" encrypted bytes client/server")
         }
         if summary.gapBytes > 0 {
-            out.appendASCII("; ")
+            out.append("; ")
             out.appendDecimal(summary.gapBytes)
-            out.appendASCII(" bytes missing")
+            out.append(" bytes missing")
         }
-        out.appendASCII("; last reply ")
-        if let code = summary.lastReplyCode { out.appendDecimal(code) } else { out.appendASCII("none") }
+        out.append("; last reply ")
+        if let code = summary.lastReplyCode { out.appendDecimal(code) } else { out.append("none") }
     }
 
     public func command(_ raw: UnsafeRawBufferPointer, verb: SMTPVerb, flags: LineFlags, secret: Range<Int>?, time: Timestamp) {
@@ -389,7 +391,7 @@ public final class TextTranscriptRenderer: SessionObserver {
         let content = JSONTranscriptWriter.content(line)
         if data == .full || session.inHeaders {
             prefix(session, time: time, tag: "D: ", colour: .dim)
-            appendEscaped(content, to: &session.body)
+            appendEscaped(content, to: session.body)
             endLine(session)
             if content.isEmpty { session.inHeaders = false }
         } else {
