@@ -28,6 +28,12 @@ struct Connection {
     var finA = false, finB = false
     /// Whether the slot holds a connection in the flow table (slots are reused).
     var live = false
+    /// Set when the connection was closed or reset: it lingers briefly for packets the capture
+    /// stored late, then ends with this reason.
+    var closing: SessionEndReason?
+    var closedAt = Timestamp(nanoseconds: 0)
+    /// Tells this connection from a later one in the same slot.
+    var generation = 0
 
     init(key: FlowKey, first segment: TCPSegment, time: Timestamp, smtpPorts: borrowing PortSet) {
         self.key = key
@@ -48,6 +54,7 @@ struct Connection {
     /// Whether a SYN on this key starts a new connection rather than repeating the old one's.
     func isReplaced(by segment: TCPSegment) -> Bool {
         guard segment.isSYN, !segment.hasACK else { return false }
+        if closing != nil { return true }
         if let clientISN { return clientISN != segment.sequence }
         return true
     }
@@ -60,7 +67,7 @@ struct Connection {
     mutating func classify(_ segment: TCPSegment) {
         let startsWithReply = Self.startsWithReplyCode(segment.payload)
         if kind == .undetermined {
-            guard startsWithReply, Self.startsWith220(segment.payload) else {
+            guard startsWithReply, Self.startsWith220(segment.payload), !Self.mentionsFTP(segment.payload) else {
                 kind = .ignored
                 return
             }
@@ -74,6 +81,17 @@ struct Connection {
     static func startsWithReplyCode(_ bytes: UnsafeRawBufferPointer) -> Bool {
         guard bytes.count >= 4, SMTPReplyLine.code(bytes) != nil else { return false }
         return bytes[3] == 0x20 || bytes[3] == 0x2D || bytes[3] == 0x0D || bytes[3] == 0x0A
+    }
+
+    /// FTP servers greet with 220 too (`220 ProFTPD Server`, `220 (vsFTPd 3.0.3)`); on a port that
+    /// is not SMTP's, a greeting line that says FTP is taken for FTP.
+    static func mentionsFTP(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        var index = 0
+        while index + 2 < bytes.count, bytes[index] != 0x0A {
+            if bytes[index] | 0x20 == 0x66, bytes[index + 1] | 0x20 == 0x74, bytes[index + 2] | 0x20 == 0x70 { return true }
+            index += 1
+        }
+        return false
     }
 
     static func startsWith220(_ bytes: UnsafeRawBufferPointer) -> Bool {

@@ -85,6 +85,11 @@ public final class SMTPExtractor {
     var freeSlots: [Int] = []
     var nextSessionID = 1
     var selectedSession = 0
+    /// Connections closed or reset, in order, waiting out ``linger``; `generation` tells a slot's
+    /// later occupant from the one queued.
+    var closingQueue: [(slot: Int, generation: Int)] = []
+    var closingHead = 0
+    var nextGeneration = 0
     var lastIdleCheck = Timestamp(nanoseconds: 0)
     var currentFile = ""
     var report = FileReport(file: "")
@@ -205,6 +210,22 @@ public final class SMTPExtractor {
             expireIdle(now: time)
         }
 
+        // Closed and reset connections linger for packets stored late, then end.
+        while closingHead < closingQueue.count {
+            let (slot, generation) = closingQueue[closingHead]
+            guard connections[slot].live, connections[slot].generation == generation, let reason = connections[slot].closing else {
+                closingHead += 1
+                continue
+            }
+            guard time.nanoseconds - connections[slot].closedAt.nanoseconds > Self.linger else { break }
+            closingHead += 1
+            end(slot: slot, reason: reason, time: connections[slot].closedAt)
+        }
+        if closingHead > 1024, closingHead * 2 > closingQueue.count {
+            closingQueue.removeFirst(closingHead)
+            closingHead = 0
+        }
+
         var slot: Int
         if let found = table.find(segment.key) {
             slot = found
@@ -221,7 +242,9 @@ public final class SMTPExtractor {
     }
 
     func open(_ segment: TCPSegment, time: Timestamp) -> Int {
-        let connection = Connection(key: segment.key, first: segment, time: time, smtpPorts: ports)
+        var connection = Connection(key: segment.key, first: segment, time: time, smtpPorts: ports)
+        nextGeneration += 1
+        connection.generation = nextGeneration
         report.tcpConnections += 1
         let slot: Int
         if let free = freeSlots.popLast() {
@@ -264,11 +287,26 @@ public final class SMTPExtractor {
             observer.select(session: sessionID)
         }
         connections[slot].receive(segment, time: time, observer: observer)
-        if segment.isRST {
-            end(slot: slot, reason: .reset(by: connections[slot].side(forward: segment.forward)), time: time)
-        } else if connections[slot].isClosed {
-            end(slot: slot, reason: .closed, time: time)
+        guard connections[slot].closing == nil else {
+            // Bytes stored after the close: the session's end moves to them.
+            if segment.payloadLength > 0 { connections[slot].closedAt = max(connections[slot].closedAt, time) }
+            return
         }
+        if segment.isRST {
+            close(slot: slot, reason: .reset(by: connections[slot].side(forward: segment.forward)), time: time)
+        } else if connections[slot].isClosed {
+            close(slot: slot, reason: .closed, time: time)
+        }
+    }
+
+    /// How long (in capture time) a closed or reset connection still takes packets: captures
+    /// made on several CPUs store some packets after later ones.
+    static let linger: Int64 = 2_000_000_000
+
+    func close(slot: Int, reason: SessionEndReason, time: Timestamp) {
+        connections[slot].closing = reason
+        connections[slot].closedAt = time
+        closingQueue.append((slot, connections[slot].generation))
     }
 
     func startSession(slot: Int) {
@@ -320,7 +358,7 @@ public final class SMTPExtractor {
         lastIdleCheck = now
         let limit = Int64(options.idleTimeout * 1_000_000_000)
         for slot in connections.indices where connections[slot].live && now.nanoseconds - connections[slot].lastSeen.nanoseconds > limit {
-            end(slot: slot, reason: .idle, time: connections[slot].lastSeen)
+            end(slot: slot, reason: connections[slot].closing ?? .idle, time: connections[slot].closing != nil ? connections[slot].closedAt : connections[slot].lastSeen)
         }
     }
 
@@ -329,7 +367,9 @@ public final class SMTPExtractor {
         let open = connections.indices.filter { connections[$0].live }
             .sorted { (connections[$0].session?.id ?? Int.max) < (connections[$1].session?.id ?? Int.max) }
         for slot in open {
-            end(slot: slot, reason: reason, time: max(time, connections[slot].lastSeen))
+            end(slot: slot, reason: connections[slot].closing ?? reason, time: connections[slot].closing != nil ? connections[slot].closedAt : max(time, connections[slot].lastSeen))
         }
+        closingQueue.removeAll()
+        closingHead = 0
     }
 }

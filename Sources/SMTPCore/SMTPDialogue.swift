@@ -181,6 +181,7 @@ public struct SMTPDialogue {
     var clientMode = ClientMode.command
     var serverEncrypted = false
     var clientSeenBytes = false
+    var commandSeen = false
     var serverSeenBytes = false
     /// After a gap, bytes up to the next LF are a fragment.
     var clientResync = false
@@ -348,6 +349,7 @@ public struct SMTPDialogue {
         }
 
         if content.count + 2 > SMTPLimits.commandLine { flags.insert(.overLength) }
+        commandSeen = true
         var secret: Range<Int>?
         var entry = Pending(context: .command(verb))
         switch verb {
@@ -645,6 +647,9 @@ public struct SMTPDialogue {
                 pending.removeAll(keepingCapacity: true)
                 pendingHead = 0
             }
+        } else if code == 220 || code == 421 || code == 554, !commandSeen, summary.lastReplyCode == nil {
+            // A capture that began after the handshake but before the greeting.
+            context = .greeting
         } else if code != nil {
             flags.insert(.unsolicited)
         }
@@ -738,6 +743,11 @@ public struct SMTPDialogue {
         }
         let lineEnd = base.distance(to: UnsafeRawPointer(found)) + 1
         bytes = UnsafeRawBufferPointer(start: base + lineEnd, count: count - lineEnd)
+        if resync, buffer.isEmpty, Self.startsLine(UnsafeRawBufferPointer(start: base, count: lineEnd), side: side) {
+            // Gaps mostly fall on segment boundaries, which in SMTP are line starts: when the
+            // bytes after the gap plainly begin a command or a reply, read them as one.
+            resync = false
+        }
         if resync {
             resync = false
             buffer.append(contentsOf: UnsafeRawBufferPointer(start: base, count: lineEnd))
@@ -752,6 +762,17 @@ public struct SMTPDialogue {
         buffer.append(contentsOf: UnsafeRawBufferPointer(start: base, count: lineEnd))
         let bareLF = buffer.count < 2 || buffer[buffer.count - 2] != 0x0D
         return .buffered(bareLF ? .bareLF : [])
+    }
+
+    /// Whether a line is plainly a whole command (a known verb) or reply (a code and separator).
+    static func startsLine(_ line: UnsafeRawBufferPointer, side: Side) -> Bool {
+        let content = lineContent(line)
+        if side == .server {
+            return SMTPReplyLine.code(content) != nil && (content.count == 3 || content[3] == 0x20 || content[3] == 0x2D)
+        }
+        let verbEnd = SMTPCommand.verbEnd(content)
+        if case .unknown = SMTPVerb(bytes: UnsafeRawBufferPointer(rebasing: content[0..<verbEnd])) { return false }
+        return true
     }
 
     /// A line without its CR LF / LF.

@@ -253,4 +253,27 @@ import Testing
         let (none, _) = try run(session(pieces: [Self.command], order: [0]), options: ExtractionOptions(filter: "host 198.51.100.7"))
         #expect(none.sessions.isEmpty)
     }
+
+    @Test func bytesStoredAfterAResetStillBelongToTheSession() throws {
+        var c = Conversation()
+        c.handshake()
+        c.server("220 mx ESMTP\r\n")
+        c.client("QUIT\r\n")
+        // Captured on several CPUs: the reset is stored before the server's last reply.
+        c.pcap.segment(from: c.client, to: c.server, seq: c.clientSeq, ack: c.serverSeq, flags: PcapBuilder.rst | PcapBuilder.ack)
+        c.server("221 bye\r\n")
+        let (observer, _) = try run(c)
+        #expect(observer.replyLines(session: 1) == ["220 mx ESMTP", "221 bye"])
+        #expect(observer.ended.first?.reason == .reset(by: .client))
+    }
+
+    @Test func ftpGreetingOnAnotherPortIsNotSMTP() throws {
+        var c = Conversation(server: .v4(192, 0, 2, 21, port: 21))
+        c.handshake()
+        c.server("220 (vsFTPd 3.0.3)\r\n")
+        c.client("USER anonymous\r\n")
+        c.close()
+        let (observer, _) = try run(c)
+        #expect(observer.sessions.isEmpty)
+    }
 }

@@ -90,8 +90,11 @@ struct DialogueFlagsTests {
 
     @Test("replies with no command waiting are unsolicited")
     func unsolicited() {
-        let t = play([.server("421 4.4.2 timeout\r\n")], expectGreeting: false)
-        #expect(t.log == ["S 421 none [unsolicited]"])
+        let t = play([.server("250 4.4.2 ok\r\n")], expectGreeting: false)
+        #expect(t.log == ["S 250 none [unsolicited]"])
+        // Mid-session, a 220/421/554 before any command is the greeting the capture began with.
+        let g = play([.server("421 4.4.2 busy\r\n"), .client("QUIT\r\n"), .server("421 4.4.2 busy\r\n")], expectGreeting: false)
+        #expect(g.log == ["S 421 greeting", "C QUIT", "S 421 QUIT"])
         let u = play([.server("220 hi\r\n421 4.3.2 shutting down\r\n")])
         #expect(u.log == ["S 220 greeting", "S 421 none [unsolicited]"])
         #expect(u.summary.lastReplyCode == 421)

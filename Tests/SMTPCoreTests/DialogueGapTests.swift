@@ -20,10 +20,18 @@ struct DialogueGapTests {
         #expect(t.summary.gapBytes == 10)
     }
 
-    @Test("a gap at a line boundary: the next line is not trusted")
+    @Test("a gap at a line boundary: a line that is plainly a command is read as one")
     func gapAtLineBoundary() {
         let t = play([.server("220 hi\r\n"), .client("NOOP\r\n"), .gap(.client, 6), .client("QUIT\r\nRSET\r\n")])
-        #expect(t.log == ["S 220 greeting", "C NOOP", "G client 6", "F client QUIT\\x0D\\x0A", "C RSET"])
+        #expect(t.log == ["S 220 greeting", "C NOOP", "G client 6", "C QUIT", "C RSET"])
+    }
+
+    @Test("after a gap, a line that is not plainly a command or reply is a fragment")
+    func gapBeforeUnknownLine() {
+        let t = play([.server("220 hi\r\n"), .client("NOOP\r\n"), .gap(.client, 6), .client("ample.com>\r\nRSET\r\n"),
+                      .gap(.server, 3), .server(" OK\r\n250 OK\r\n")])
+        #expect(t.log == ["S 220 greeting", "C NOOP", "G client 6", "F client ample.com>\\x0D\\x0A", "C RSET",
+                          "G server 3", "F server  OK\\x0D\\x0A", "S 250 NOOP"])
     }
 
     @Test("a gap in DATA: message data continues mid-line, and the terminator still ends it")
