@@ -14,9 +14,11 @@ let package = Package(
         .library(name: "SMTPCore", targets: ["SMTPCore"]),
         .library(name: "SMTPCapture", targets: ["SMTPCapture"]),
         .library(name: "SMTPTranscript", targets: ["SMTPTranscript"]),
+        .library(name: "SMTPScenario", targets: ["SMTPScenario"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         // The SMTP grammar: commands, replies, capabilities, dot-stuffing, limits and the
@@ -34,16 +36,20 @@ let package = Package(
         .target(name: "SMTPCapture", dependencies: ["SMTPCore", "CPcap"], swiftSettings: hotPathSettings),
         // Rendering dialogues: readable text, JSON Lines, .eml files.
         .target(name: "SMTPTranscript", dependencies: ["SMTPCore"], swiftSettings: hotPathSettings),
+        // Scenarios: the model, its YAML format (reader with positions, canonical writer), matchers,
+        // and the bridges from captured dialogues and to transcripts.
+        .target(name: "SMTPScenario", dependencies: ["SMTPCore", .product(name: "Yams", package: "Yams")]),
         .executableTarget(
             name: "smtptape",
             dependencies: [
-                "SMTPCore", "SMTPCapture", "SMTPTranscript",
+                "SMTPCore", "SMTPCapture", "SMTPTranscript", "SMTPScenario",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(name: "SMTPCoreTests", dependencies: ["SMTPCore"]),
         .testTarget(name: "SMTPCaptureTests", dependencies: ["SMTPCapture", "SMTPCore", "SMTPTranscript"], exclude: ["Golden"]),
         .testTarget(name: "SMTPTranscriptTests", dependencies: ["SMTPTranscript", "SMTPCore"]),
+        .testTarget(name: "SMTPScenarioTests", dependencies: ["SMTPScenario", "SMTPCore", "SMTPCapture", "SMTPTranscript"], exclude: ["Broken"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -83,7 +83,8 @@ public final class SMTPExtractor {
     var table = FlowTable()
     var connections: [Connection] = []
     var freeSlots: [Int] = []
-    var nextSessionID = 1
+    /// The number the next session gets (settable, to run on from sessions read elsewhere).
+    public var nextSessionID = 1
     var selectedSession = 0
     /// Connections closed or reset, in order, waiting out ``linger``; `generation` tells a slot's
     /// later occupant from the one queued.

@@ -206,9 +206,16 @@ public struct SMTPDialogue {
     /// Holds `.` or `.\r` at the end of a segment in DATA mode until we know whether it ends the message.
     var dataHold: [UInt8] = []
 
+    /// Whether the bytes after TLS starts are given in the clear (a proxy or a replay server sees
+    /// them decrypted; a capture does not).
+    let tlsIsDecrypted: Bool
+
     /// - Parameter expectGreeting: `false` when the capture began after the session started, so
     ///   the first reply is not taken for the greeting.
-    public init(expectGreeting: Bool = true) {
+    /// - Parameter tlsIsDecrypted: `true` when the caller passes the decrypted bytes after TLS
+    ///   starts: TLS is then marked and parsing goes on (RFC 3207: the client starts afresh with EHLO).
+    public init(expectGreeting: Bool = true, tlsIsDecrypted: Bool = false) {
+        self.tlsIsDecrypted = tlsIsDecrypted
         // No buffers are reserved: most lines are read in place, and captures hold many sessions.
         if expectGreeting { pending.append(Pending(context: .greeting)) }
     }
@@ -284,7 +291,7 @@ public struct SMTPDialogue {
         var bytes = input
         if !clientSeenBytes {
             clientSeenBytes = true
-            if Self.looksLikeTLSRecord(bytes) {
+            if !tlsIsDecrypted, Self.looksLikeTLSRecord(bytes) {
                 startTLS(.implicit, time: time, observer: observer)
             }
         }
@@ -307,7 +314,7 @@ public struct SMTPDialogue {
             case .data, .awaitingDataReply:
                 if clientMode == .awaitingDataReply { beginMessage(.data, time: time, observer: observer) }
                 consumeMessageData(&bytes, time: time, observer: observer)
-            case .awaitingTLSReply where clientLine.isEmpty && Self.looksLikeTLSRecord(bytes):
+            case .awaitingTLSReply where !tlsIsDecrypted && clientLine.isEmpty && Self.looksLikeTLSRecord(bytes):
                 // The server's 220 was not captured, but the client is already speaking TLS.
                 startTLS(.startTLS, time: time, observer: observer)
             default:
@@ -548,7 +555,7 @@ public struct SMTPDialogue {
         var bytes = input
         if !serverSeenBytes {
             serverSeenBytes = true
-            if Self.looksLikeTLSRecord(bytes), summary.tls == nil {
+            if !tlsIsDecrypted, Self.looksLikeTLSRecord(bytes), summary.tls == nil {
                 startTLS(.implicit, time: time, observer: observer)
             }
         }
@@ -697,6 +704,10 @@ public struct SMTPDialogue {
         guard summary.tls == nil else { return }
         summary.tls = mode
         observer.tlsStarted(mode, time: time)
+        if tlsIsDecrypted {
+            if clientMode == .awaitingTLSReply { clientMode = .command }
+            return
+        }
         flushClientLine(time: time, observer: observer)
         clientMode = .encrypted
         serverEncrypted = true

@@ -1,6 +1,7 @@
 import ArgumentParser
 import SMTPCapture
 import SMTPCore
+import SMTPScenario
 
 #if canImport(Glibc)
 import Glibc
@@ -31,14 +32,25 @@ struct CaptureOptions: ParsableArguments {
     }
 
     /// Reads every capture into `observer`, prints warnings and errors (one line each) on standard
-    /// error, and returns the exit status.
-    func run(into observer: any SessionObserver, beforeWarnings: () -> Void = {}) -> Int32 {
+    /// error, and returns the exit status. With `scenarios`, inputs that are scenario files are
+    /// played into the observer too, their sessions numbered on from the captures'.
+    func run(into observer: any SessionObserver, scenarios: Bool = false, beforeWarnings: () -> Void = {}) -> Int32 {
         let extractor = SMTPExtractor(options: extractionOptions, observer: observer)
         let progress = Progress(enabled: isatty(2) != 0)
         if progress.enabled { extractor.progress = { progress.show($0) } }
         var status: Int32 = 0
         var messages: [String] = []
         for capture in captures {
+            if scenarios, ScenarioFiles.isScenario(capture) {
+                let result = ScenarioReader.read(file: capture)
+                messages += result.diagnostics.map { "smtptape: " + $0.description }
+                if let scenario = result.scenario {
+                    extractor.nextSessionID += ScenarioPlayback.render(scenario, source: capture, firstSessionID: extractor.nextSessionID, into: observer)
+                } else {
+                    status = max(status, 2)
+                }
+                continue
+            }
             let report = extractor.read(file: capture)
             progress.clear()
             if let error = report.error {
@@ -81,5 +93,21 @@ enum Standard {
     static func errorRaw(_ text: String) {
         var text = text
         text.withUTF8 { bytes in _ = write(2, bytes.baseAddress, bytes.count) }
+    }
+}
+
+enum ScenarioFiles {
+    /// Scenario files by their extension, or by not starting with a pcap or pcapng magic number.
+    static func isScenario(_ path: String) -> Bool {
+        let lower = path.lowercased()
+        if lower.hasSuffix(".yaml") || lower.hasSuffix(".yml") { return true }
+        if lower.hasSuffix(".pcap") || lower.hasSuffix(".pcapng") || lower.hasSuffix(".cap") { return false }
+        guard let file = fopen(path, "rb") else { return false }
+        defer { fclose(file) }
+        var magic = [UInt8](repeating: 0, count: 4)
+        guard fread(&magic, 1, 4, file) == 4 else { return false }
+        let known: [[UInt8]] = [[0xA1, 0xB2, 0xC3, 0xD4], [0xD4, 0xC3, 0xB2, 0xA1], [0xA1, 0xB2, 0x3C, 0x4D], [0x4D, 0x3C, 0xB2, 0xA1], [0x0A, 0x0D, 0x0D, 0x0A]]
+        if known.contains(magic) { return false }
+        return Array("vers".utf8) == magic || Array("name".utf8) == magic || magic.first == 0x23 || magic.first == 0x2D
     }
 }

@@ -4,13 +4,13 @@ import ArgumentParser
 struct SMTPTape: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "smtptape",
-        abstract: "Read SMTP dialogues out of packet captures: transcripts, JSON Lines and messages.",
+        abstract: "Read SMTP dialogues out of packet captures and keep them as scenarios: transcripts, JSON Lines, messages, scenario files.",
         discussion: """
             Exit status: 0 success; 1 ran to the end but found problems (a damaged capture, \
             corrupt packets, no SMTP found); 2 nothing could be done (missing file, not a capture); \
             64 wrong arguments.
             """,
         version: "0.1.0",
-        subcommands: [Transcript.self, Messages.self]
+        subcommands: [Transcript.self, Messages.self, Extract.self, Check.self, Format.self]
     )
 }

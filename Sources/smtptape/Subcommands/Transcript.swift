@@ -21,7 +21,7 @@ struct Transcript: ParsableCommand {
     }
 
     static let configuration = CommandConfiguration(
-        abstract: "Print the SMTP dialogues in captures as readable transcripts or JSON Lines.",
+        abstract: "Print the SMTP dialogues in captures or scenarios as readable transcripts or JSON Lines.",
         discussion: """
             Each session shows who talked to whom, every command and reply line with its time since \
             the session began, message data, and markers for gaps, TLS and aborts, then a summary.
@@ -30,6 +30,7 @@ struct Transcript: ParsableCommand {
               smtptape transcript Captures/swaks-sink-plain.pcap
               smtptape transcript --data full --port 8025 mail.pcapng
               smtptape transcript --format json --filter 'host 192.0.2.7' *.pcap | jq .
+              smtptape transcript Scenarios/greylisting.yaml
             """
     )
 
@@ -54,7 +55,7 @@ struct Transcript: ParsableCommand {
             let colour = color == .always || (color == .auto && isTerminal(1))
             observer = TextTranscriptRenderer(output: output, data: data, showSecrets: capture.showSecrets, colour: colour)
         }
-        let status = capture.run(into: observer, beforeWarnings: { output.flush() })
+        let status = capture.run(into: observer, scenarios: true, beforeWarnings: { output.flush() })
         output.flush()
         if status != 0 { throw ExitCode(status) }
     }

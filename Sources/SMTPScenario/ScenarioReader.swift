@@ -1,0 +1,502 @@
+import SMTPCore
+import Yams
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A problem in a scenario file, at a line and column: `file:line:column: message`.
+public struct ScenarioDiagnostic: Hashable, Sendable, CustomStringConvertible {
+    public var file: String
+    public var line: Int
+    public var column: Int
+    public var message: String
+
+    public var description: String { "\(file):\(line):\(column): \(message)" }
+}
+
+/// The outcome of reading a scenario file.
+public struct ScenarioReadResult: Sendable {
+    /// The scenario, when the file has no problems.
+    public var scenario: Scenario?
+    public var diagnostics: [ScenarioDiagnostic]
+    /// Set when the file could not be read as a scenario at all (missing, too large, not text):
+    /// nothing could be done with it (exit 2), as opposed to problems found in it (exit 1).
+    public var unreadable: Bool
+}
+
+/// Reads scenario files, checking them as it goes.
+///
+/// Validation walks the YAML node tree, so every problem is reported at the line and column of
+/// the node it concerns (a key, a value, a line inside a block), and reading goes on after a
+/// problem to report all of them.
+public enum ScenarioReader {
+    public static func read(file path: String) -> ScenarioReadResult {
+        func fail(_ message: String) -> ScenarioReadResult {
+            ScenarioReadResult(scenario: nil, diagnostics: [ScenarioDiagnostic(file: path, line: 1, column: 1, message: message)], unreadable: true)
+        }
+        guard let file = fopen(path, "rb") else {
+            return fail(errno == ENOENT ? "no such file" : "cannot open: \(String(cString: strerror(errno)))")
+        }
+        defer { fclose(file) }
+        var info = stat()
+        guard fstat(fileno(file), &info) == 0 else { return fail("cannot read: \(String(cString: strerror(errno)))") }
+        guard info.st_mode & S_IFMT == S_IFREG else { return fail("not a regular file") }
+        guard Int(info.st_size) <= Scenario.sizeLimit else {
+            return fail("the file is \(info.st_size) bytes; scenario files are limited to \(Scenario.sizeLimit) bytes (16 MiB)")
+        }
+        var bytes = [UInt8](repeating: 0, count: Int(info.st_size))
+        guard bytes.isEmpty || fread(&bytes, 1, bytes.count, file) == bytes.count else { return fail("cannot read the file") }
+        return parse(bytes: bytes, file: path)
+    }
+
+    public static func parse(bytes: [UInt8], file: String) -> ScenarioReadResult {
+        if let nul = bytes.firstIndex(of: 0) {
+            let (line, column) = position(of: nul, in: bytes)
+            return ScenarioReadResult(scenario: nil, diagnostics: [ScenarioDiagnostic(file: file, line: line, column: column, message: "not a scenario: a NUL byte (binary data, not YAML text)")], unreadable: true)
+        }
+        guard let text = String(validating: bytes, as: UTF8.self) else {
+            let (line, column) = position(of: firstInvalidUTF8(bytes), in: bytes)
+            return ScenarioReadResult(scenario: nil, diagnostics: [ScenarioDiagnostic(file: file, line: line, column: column, message: "not a scenario: not UTF-8 text")], unreadable: true)
+        }
+        return parse(text, file: file)
+    }
+
+    /// The offset of the first byte that is not part of valid UTF-8.
+    static func firstInvalidUTF8(_ bytes: [UInt8]) -> Int {
+        var index = 0
+        while index < bytes.count {
+            let lead = bytes[index]
+            let length = lead < 0x80 ? 1 : (0xC2...0xDF).contains(lead) ? 2 : (0xE0...0xEF).contains(lead) ? 3 : (0xF0...0xF4).contains(lead) ? 4 : 0
+            guard length > 0, index + length <= bytes.count,
+                  String(validating: bytes[index..<(index + length)], as: UTF8.self) != nil else { return index }
+            index += length
+        }
+        return bytes.count
+    }
+
+    static func position(of offset: Int, in bytes: [UInt8]) -> (Int, Int) {
+        var line = 1, column = 1
+        for byte in bytes[..<min(offset, bytes.count)] {
+            if byte == 0x0A { line += 1; column = 1 } else if byte & 0xC0 != 0x80 { column += 1 }
+        }
+        return (line, column)
+    }
+
+    public static func parse(_ text: String, file: String) -> ScenarioReadResult {
+        var walker = Walker(file: file, text: text)
+        let scenario = walker.document()
+        let problems = walker.diagnostics.sorted { ($0.line, $0.column) < ($1.line, $1.column) }
+        return ScenarioReadResult(scenario: problems.isEmpty ? scenario : nil, diagnostics: problems, unreadable: false)
+    }
+}
+
+/// Walks the node tree, building the model and collecting diagnostics.
+struct Walker {
+    let file: String
+    let lines: [Substring]
+    var diagnostics: [ScenarioDiagnostic] = []
+
+    init(file: String, text: String) {
+        self.file = file
+        lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        self.text = text
+    }
+
+    let text: String
+
+    mutating func report(_ node: Node?, _ message: String) {
+        let mark = node?.mark
+        diagnostics.append(ScenarioDiagnostic(file: file, line: mark?.line ?? 1, column: mark?.column ?? 1, message: message))
+    }
+
+    mutating func report(line: Int, column: Int, _ message: String) {
+        diagnostics.append(ScenarioDiagnostic(file: file, line: line, column: column, message: message))
+    }
+
+    // MARK: Document
+
+    static let topKeys = ["version", "name", "description", "tags", "origin", "note", "sessions"]
+    static let originKeys = ["capture", "sha256", "connection", "session", "proxy", "start", "end"]
+    static let sessionKeys = ["name", "note", "tls", "incomplete", "greeting", "greeting-base64", "greeting-delay", "steps", "end"]
+    static let stepKinds = ["client", "client-base64", "auth", "auth-base64", "message", "message-base64"]
+    static let stepKeys = stepKinds + ["match", "pattern", "compare", "via", "chunks", "chunk-replies", "reply", "reply-base64", "delay", "fault", "tls", "note"]
+
+    mutating func document() -> Scenario? {
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: text)
+        } catch let error as YamlError {
+            yamlError(error)
+            return nil
+        } catch {
+            report(nil, "YAML: \(error)")
+            return nil
+        }
+        guard let root else {
+            report(nil, "empty file: a scenario needs at least 'version', 'name' and 'sessions'")
+            return nil
+        }
+        guard let pairs = mapping(root, keys: Self.topKeys, what: "a scenario") else { return nil }
+        guard let versionNode = pairs["version"] else {
+            report(root, "missing 'version' (this smtptape writes version \(Scenario.currentVersion))")
+            return nil
+        }
+        guard let version = integer(versionNode, key: "version") else { return nil }
+        if version > Scenario.currentVersion {
+            report(versionNode, "version \(version) is newer than this smtptape knows (\(Scenario.currentVersion)); upgrade smtptape to read it")
+            return nil
+        }
+        if version < 1 {
+            report(versionNode, "'version' must be \(Scenario.currentVersion)")
+            return nil
+        }
+        let name = required(pairs, "name", in: root).flatMap { string($0, key: "name") }
+        let description = pairs["description"].flatMap { string($0, key: "description") }
+        let note = pairs["note"].flatMap { string($0, key: "note") }
+        var tags: [String] = []
+        if let tagsNode = pairs["tags"], let items = sequence(tagsNode, key: "tags") {
+            tags = items.compactMap { string($0, key: "tags") }
+        }
+        let origin = pairs["origin"].flatMap { self.origin($0) }
+        var sessions: [Scenario.Session] = []
+        if let sessionsNode = required(pairs, "sessions", in: root), let items = sequence(sessionsNode, key: "sessions") {
+            if items.isEmpty { report(sessionsNode, "'sessions' must hold at least one session") }
+            sessions = items.compactMap { session($0) }
+        }
+        guard let name else { return nil }
+        return Scenario(version: version, name: name, description: description, tags: tags, origin: origin, note: note, sessions: sessions)
+    }
+
+    mutating func yamlError(_ error: YamlError) {
+        switch error {
+        case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _), .composer(let context, let problem, let mark, _):
+            var message = "YAML: " + problem
+            if let context { message += " (\(context.text))" }
+            report(line: mark.line, column: mark.column, message)
+        case .reader(let problem, let offset, _, _):
+            let (line, column) = offset.map { ScenarioReader.position(of: $0, in: Array(text.utf8)) } ?? (1, 1)
+            report(line: line, column: column, "YAML: " + problem)
+        case .duplicatedKeysInMapping(let duplicates, let context):
+            report(nil, "YAML: duplicate keys \(duplicates.joined(separator: ", ")) (\(context.text))")
+        default:
+            report(nil, "YAML: \(error)")
+        }
+    }
+
+    // MARK: Node helpers
+
+    struct Pairs {
+        var values: [String: Node] = [:]
+        var keys: [String: Node] = [:]
+        var order: [String] = []
+        subscript(key: String) -> Node? { values[key] }
+    }
+
+    /// A mapping's known keys; unknown ones are reported with the closest known one.
+    mutating func mapping(_ node: Node, keys known: [String], what: String) -> Pairs? {
+        guard let mapping = node.mapping else {
+            report(node, "\(what) must be a mapping of keys to values")
+            return nil
+        }
+        var pairs = Pairs()
+        for (keyNode, value) in mapping {
+            guard let key = keyNode.scalar?.string else {
+                report(keyNode, "keys must be plain words")
+                continue
+            }
+            guard known.contains(key) else {
+                var message = "unknown field '\(key)'"
+                if let suggestion = Self.closest(key, in: known) { message += "; did you mean '\(suggestion)'?" }
+                report(keyNode, message)
+                continue
+            }
+            if pairs.values[key] != nil {
+                report(keyNode, "'\(key)' appears twice")
+                continue
+            }
+            pairs.values[key] = value
+            pairs.keys[key] = keyNode
+            pairs.order.append(key)
+        }
+        return pairs
+    }
+
+    mutating func required(_ pairs: Pairs, _ key: String, in node: Node) -> Node? {
+        if let value = pairs[key] { return value }
+        report(node, "missing '\(key)'")
+        return nil
+    }
+
+    mutating func string(_ node: Node, key: String) -> String? {
+        guard let scalar = node.scalar else {
+            report(node, "'\(key)' must be a string")
+            return nil
+        }
+        return scalar.string
+    }
+
+    mutating func integer(_ node: Node, key: String) -> Int? {
+        guard let text = node.scalar?.string, let value = Int(text) else {
+            report(node, "'\(key)' must be a whole number")
+            return nil
+        }
+        return value
+    }
+
+    mutating func seconds(_ node: Node, key: String) -> Double? {
+        guard let text = node.scalar?.string, let value = Double(text), value.isFinite, value >= 0, value <= 86_400 else {
+            report(node, "'\(key)' must be a number of seconds (0 to 86400)")
+            return nil
+        }
+        return value
+    }
+
+    mutating func sequence(_ node: Node, key: String) -> [Node]? {
+        guard let items = node.sequence else {
+            report(node, "'\(key)' must be a list")
+            return nil
+        }
+        return Array(items)
+    }
+
+    mutating func choice<T: RawRepresentable>(_ node: Node, key: String, _ type: T.Type, allowed: [String]) -> T? where T.RawValue == String {
+        guard let text = node.scalar?.string, allowed.contains(text), let value = T(rawValue: text) else {
+            report(node, "'\(key)' must be one of " + allowed.joined(separator: ", "))
+            return nil
+        }
+        return value
+    }
+
+    mutating func base64(_ node: Node, key: String) -> [UInt8]? {
+        guard let text = string(node, key: key) else { return nil }
+        guard let bytes = Base64.decode(text) else {
+            report(node, "'\(key)' is not valid base64")
+            return nil
+        }
+        return bytes
+    }
+
+    /// The closest known key, if it is close enough to be a likely typo.
+    static func closest(_ key: String, in known: [String]) -> String? {
+        let scored = known.map { ($0, distance(key, $0)) }.min { $0.1 < $1.1 }
+        guard let (best, score) = scored, score <= max(2, key.count / 3) else { return nil }
+        return best
+    }
+
+    static func distance(_ a: String, _ b: String) -> Int {
+        let a = Array(a), b = Array(b)
+        var previous = Array(0...b.count)
+        for i in 1...max(a.count, 1) where !a.isEmpty {
+            var current = [i] + Array(repeating: 0, count: b.count)
+            for j in 1...max(b.count, 1) where !b.isEmpty {
+                current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+            }
+            previous = current
+        }
+        return a.isEmpty ? b.count : previous[b.count]
+    }
+
+    // MARK: Parts
+
+    mutating func origin(_ node: Node) -> Scenario.Origin? {
+        guard let pairs = mapping(node, keys: Self.originKeys, what: "'origin'") else { return nil }
+        var origin = Scenario.Origin()
+        origin.capture = pairs["capture"].flatMap { string($0, key: "capture") }
+        origin.sha256 = pairs["sha256"].flatMap { string($0, key: "sha256") }
+        origin.connection = pairs["connection"].flatMap { string($0, key: "connection") }
+        origin.session = pairs["session"].flatMap { integer($0, key: "session") }
+        origin.proxy = pairs["proxy"].flatMap { string($0, key: "proxy") }
+        origin.start = pairs["start"].flatMap { string($0, key: "start") }
+        origin.end = pairs["end"].flatMap { string($0, key: "end") }
+        if let capture = origin.capture, capture.contains("/") {
+            report(pairs["capture"], "'capture' is a file name, not a path")
+        }
+        return origin
+    }
+
+    mutating func session(_ node: Node) -> Scenario.Session? {
+        guard let pairs = mapping(node, keys: Self.sessionKeys, what: "a session") else { return nil }
+        var implicitTLS = false
+        if let tls = pairs["tls"] {
+            implicitTLS = string(tls, key: "tls") == "implicit"
+            if !implicitTLS { report(tls, "'tls' of a session must be one of implicit") }
+        }
+        var greeting: Scenario.Reply?
+        if pairs["greeting"] != nil, pairs["greeting-base64"] != nil {
+            report(pairs.keys["greeting-base64"], "a session has only one of greeting, greeting-base64")
+        } else if let text = pairs["greeting"] {
+            greeting = reply(text, key: "greeting")
+        } else if let raw = pairs["greeting-base64"] {
+            greeting = base64(raw, key: "greeting-base64").map { Scenario.Reply(bytes: $0) }
+        } else {
+            report(node, "missing 'greeting'")
+        }
+        var steps: [Scenario.Step] = []
+        if let stepsNode = pairs["steps"], let items = sequence(stepsNode, key: "steps") {
+            var ended: Node?
+            for item in items {
+                if ended != nil {
+                    report(item, "a step after the session ended (a QUIT or a fault ends it)")
+                    ended = nil
+                }
+                if let step = step(item) {
+                    steps.append(step)
+                    if step.endsSession { ended = item }
+                }
+            }
+        }
+        let end = pairs["end"].flatMap { choice($0, key: "end", Scenario.Ending.self, allowed: Scenario.Ending.allCases.map(\.rawValue)) } ?? .quit
+        guard let greeting else { return nil }
+        return Scenario.Session(
+            name: pairs["name"].flatMap { string($0, key: "name") },
+            note: pairs["note"].flatMap { string($0, key: "note") },
+            implicitTLS: implicitTLS,
+            incomplete: pairs["incomplete"].flatMap { string($0, key: "incomplete") },
+            greeting: greeting,
+            greetingDelay: pairs["greeting-delay"].flatMap { seconds($0, key: "greeting-delay") },
+            steps: steps,
+            end: end)
+    }
+
+    mutating func step(_ node: Node) -> Scenario.Step? {
+        guard let pairs = mapping(node, keys: Self.stepKeys, what: "a step") else { return nil }
+        let kinds = pairs.order.filter { Self.stepKinds.contains($0) }
+        guard let kindKey = kinds.first else {
+            report(node, "a step needs one of client, auth or message")
+            return nil
+        }
+        for extra in kinds.dropFirst() {
+            report(pairs.keys[extra], "a step has only one of client, auth, message (this one has '\(kindKey)' already)")
+        }
+        let kind: Scenario.Step.Kind = kindKey.hasPrefix("client") ? .command : kindKey.hasPrefix("auth") ? .auth : .message
+        let valueNode = pairs[kindKey]!
+        var client: [UInt8]?
+        switch kindKey {
+        case "client", "auth":
+            if let text = string(valueNode, key: kindKey) {
+                if text.contains("\n") || text.contains("\r") {
+                    report(valueNode, "'\(kindKey)' is one line; use '\(kindKey)-base64' for exact bytes")
+                } else {
+                    client = Array(text.utf8) + [0x0D, 0x0A]
+                }
+            }
+        case "message":
+            client = string(valueNode, key: kindKey).map(TextForm.messageBytes)
+        default:
+            client = base64(valueNode, key: kindKey)
+        }
+        for key in ["match", "pattern"] where pairs[key] != nil && kind == .message {
+            report(pairs.keys[key], "'\(key)' applies to client and auth steps only")
+        }
+        for key in ["compare", "via", "chunks", "chunk-replies"] where pairs[key] != nil && kind != .message {
+            report(pairs.keys[key], "'\(key)' applies to message steps only")
+        }
+        if pairs["tls"] != nil, kind != .command { report(pairs.keys["tls"], "'tls' applies to client steps only") }
+
+        let match = pairs["match"].flatMap { choice($0, key: "match", Scenario.Match.self, allowed: Scenario.Match.allCases.map(\.rawValue)) } ?? .exact
+        let pattern = pairs["pattern"].flatMap { string($0, key: "pattern") }
+        if pairs["pattern"] != nil, match != .wildcard, match != .regex {
+            report(pairs.keys["pattern"], "'pattern' goes with 'match: wildcard' or 'match: regex'")
+        }
+        let patternNode = pairs["pattern"] ?? (kindKey == "client" || kindKey == "auth" ? valueNode : nil)
+        if match == .regex, let patternNode, let text = patternNode.scalar?.string {
+            do {
+                _ = try Regex(text)
+            } catch {
+                report(patternNode, "invalid regular expression: \(error)")
+            }
+        }
+        var compareExactly = false
+        if let compare = pairs["compare"] {
+            compareExactly = string(compare, key: "compare") == "exact"
+            if !compareExactly { report(compare, "'compare' must be one of exact") }
+        }
+        var via = MessageTransfer.data
+        if let viaNode = pairs["via"] {
+            switch viaNode.scalar?.string {
+            case "DATA": via = .data
+            case "BDAT": via = .bdat
+            default: report(viaNode, "'via' must be one of DATA, BDAT")
+            }
+        }
+        var chunks: [Int] = []
+        if let chunksNode = pairs["chunks"], let items = sequence(chunksNode, key: "chunks") {
+            chunks = items.compactMap { integer($0, key: "chunks") }
+        }
+        var chunkReplies: [Scenario.Reply] = []
+        if let repliesNode = pairs["chunk-replies"], let items = sequence(repliesNode, key: "chunk-replies") {
+            for item in items {
+                if let nested = item.mapping, let raw = nested["base64"] {
+                    if let bytes = base64(raw, key: "base64") { chunkReplies.append(Scenario.Reply(bytes: bytes)) }
+                } else if let value = reply(item, key: "chunk-replies") {
+                    chunkReplies.append(value)
+                }
+            }
+        }
+        let fault = pairs["fault"].flatMap { choice($0, key: "fault", Scenario.Fault.self, allowed: Scenario.Fault.allCases.map(\.rawValue)) }
+        var reply: Scenario.Reply?
+        if pairs["reply"] != nil, pairs["reply-base64"] != nil {
+            report(pairs.keys["reply-base64"], "a step has only one of reply, reply-base64")
+        } else if let text = pairs["reply"] {
+            reply = self.reply(text, key: "reply")
+        } else if let raw = pairs["reply-base64"] {
+            reply = base64(raw, key: "reply-base64").map { Scenario.Reply(bytes: $0) }
+        } else if fault != .drop {
+            report(node, "missing 'reply' (a step without a reply needs 'fault: drop')")
+        }
+        if fault == .drop, let replyKey = pairs.keys["reply"] ?? pairs.keys["reply-base64"] {
+            report(replyKey, "'fault: drop' closes the connection without a reply: remove the reply")
+        }
+        var startsTLS = false
+        if let tls = pairs["tls"], kind == .command {
+            startsTLS = string(tls, key: "tls") == "start"
+            if !startsTLS { report(tls, "'tls' of a step must be one of start") }
+        }
+        if via != .bdat {
+            for key in ["chunks", "chunk-replies"] where pairs[key] != nil && kind == .message {
+                report(pairs.keys[key], "'\(key)' goes with 'via: BDAT'")
+            }
+        }
+        guard let client else { return nil }
+        return Scenario.Step(
+            kind: kind, client: client, match: match, pattern: pattern, compareExactly: compareExactly, via: via, chunks: chunks,
+            chunkReplies: chunkReplies, reply: fault == .drop ? nil : reply,
+            delay: pairs["delay"].flatMap { seconds($0, key: "delay") },
+            fault: fault, startsTLS: startsTLS,
+            note: pairs["note"].flatMap { string($0, key: "note") })
+    }
+
+    /// A reply written as lines: each must start with the same three-digit code, with `-` after
+    /// the code on every line but the last (RFC 5321 4.2.1). Problems point at the line.
+    mutating func reply(_ node: Node, key: String) -> Scenario.Reply? {
+        guard let text = string(node, key: key) else { return nil }
+        let replyLines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        let block = node.scalar?.style == .literal || node.scalar?.style == .folded
+        var valid = true
+        for index in replyLines.indices {
+            // Where this line stands in the file: inside a block, one source line per reply line.
+            var lineNumber = node.mark?.line ?? 1
+            var column = node.mark?.column ?? 1
+            if block {
+                lineNumber += 1 + index
+                if lineNumber - 1 < lines.count {
+                    column = lines[lineNumber - 1].prefix { $0 == " " }.count + 1
+                }
+            }
+            for problem in ReplyGrammar.problems(replyLines, at: index) {
+                report(line: lineNumber, column: column, problem)
+                valid = false
+            }
+        }
+        return valid ? Scenario.Reply(text) : nil
+    }
+}
+
+extension Node.Mapping {
+    subscript(key: String) -> Node? {
+        first { $0.key.scalar?.string == key }?.value
+    }
+}

@@ -1,0 +1,176 @@
+import SMTPCore
+import Yams
+
+/// Writes scenarios in canonical form (see `Scenarios/FORMAT.md`): from the model alone, keys in
+/// a fixed order, fixed styles and emitter settings, so that what smtptape writes reads back to an
+/// equal value and writes back to the same bytes.
+public enum ScenarioWriter {
+    public static func yaml(_ scenario: Scenario) -> String {
+        let node = Node.mapping(mapping([
+            ("version", .scalar(.init(String(scenario.version), Tag(.int)))),
+            ("name", string(scenario.name)),
+            ("description", scenario.description.map(string)),
+            ("tags", scenario.tags.isEmpty ? nil : .sequence(.init(scenario.tags.map(string), Tag(.seq), .flow))),
+            ("origin", scenario.origin.flatMap(origin)),
+            ("note", scenario.note.map(string)),
+            ("sessions", .sequence(.init(scenario.sessions.map(session), Tag(.seq), .block))),
+        ]))
+        // Settings are part of the canonical form: two-space indentation, no line wrapping,
+        // UTF-8 as is, LF line breaks.
+        do {
+            return try Yams.serialize(node: node, indent: 2, width: -1, allowUnicode: true, lineBreak: .ln)
+        } catch {
+            // The emitter only fails on nodes it cannot represent; the tree above is always valid.
+            preconditionFailure("YAML emitter refused a scenario: \(error)")
+        }
+    }
+
+    static func mapping(_ pairs: [(String, Node?)]) -> Node.Mapping {
+        Node.Mapping(pairs.compactMap { key, value in value.map { (string(key), $0) } }, Tag(.map), .block)
+    }
+
+    /// A string scalar: plain where YAML allows it and the text would not read back as another
+    /// type (`yes`, `1.0`, `null`), quoted otherwise; multi-line text as a literal block.
+    static func string(_ value: String) -> Node {
+        if value.contains("\n") {
+            return .scalar(.init(value, Tag(.str), .literal))
+        }
+        let resolved = Resolver.default.resolveTag(of: Node.scalar(.init(value)))
+        return .scalar(.init(value, Tag(.str), resolved == .str ? .any : .singleQuoted))
+    }
+
+    static func integer(_ value: Int) -> Node { .scalar(.init(String(value), Tag(.int))) }
+
+    /// Seconds, in Swift's shortest representation that reads back to the same value.
+    static func number(_ value: Double) -> Node {
+        if value == value.rounded(), abs(value) < 1e15 { return .scalar(.init(String(Int(value)), Tag(.int))) }
+        return .scalar(.init(value.description, Tag(.float)))
+    }
+
+    static func origin(_ origin: Scenario.Origin) -> Node? {
+        guard !origin.isEmpty else { return nil }
+        return .mapping(mapping([
+            ("capture", origin.capture.map(string)),
+            ("sha256", origin.sha256.map(string)),
+            ("connection", origin.connection.map(string)),
+            ("session", origin.session.map(integer)),
+            ("proxy", origin.proxy.map(string)),
+            ("start", origin.start.map(string)),
+            ("end", origin.end.map(string)),
+        ]))
+    }
+
+    static func session(_ session: Scenario.Session) -> Node {
+        var pairs: [(String, Node?)] = [
+            ("name", session.name.map(string)),
+            ("note", session.note.map(string)),
+            ("tls", session.implicitTLS ? string("implicit") : nil),
+            ("incomplete", session.incomplete.map(string)),
+        ]
+        pairs += reply(session.greeting, key: "greeting")
+        pairs += [
+            ("greeting-delay", session.greetingDelay.map(number)),
+            ("steps", session.steps.isEmpty ? nil : .sequence(.init(session.steps.map(step), Tag(.seq), .block))),
+            ("end", session.end == .quit ? nil : string(session.end.rawValue)),
+        ]
+        return .mapping(mapping(pairs))
+    }
+
+    /// `key: text` when every line is printable, else `key-base64: bytes`.
+    static func reply(_ reply: Scenario.Reply, key: String) -> [(String, Node?)] {
+        if let lines = reply.textLines {
+            return [(key, string(lines.joined(separator: "\n")))]
+        }
+        return [(key + "-base64", string(Base64.encode(reply.bytes)))]
+    }
+
+    static func replyNode(_ reply: Scenario.Reply) -> Node {
+        if let lines = reply.textLines { return string(lines.joined(separator: "\n")) }
+        return .mapping(mapping([("base64", string(Base64.encode(reply.bytes)))]))
+    }
+
+    static func step(_ step: Scenario.Step) -> Node {
+        var pairs: [(String, Node?)] = []
+        switch step.kind {
+        case .command, .auth:
+            let key = step.kind == .command ? "client" : "auth"
+            if let lines = TextForm.lines(step.client), lines.count == 1 {
+                pairs.append((key, string(lines[0])))
+            } else {
+                pairs.append((key + "-base64", string(Base64.encode(step.client))))
+            }
+            pairs.append(("match", step.match == .exact ? nil : string(step.match.rawValue)))
+            pairs.append(("pattern", step.pattern.map(string)))
+        case .message:
+            if let text = TextForm.message(step.client) {
+                pairs.append(("message", .scalar(.init(text, Tag(.str), .literal))))
+            } else {
+                pairs.append(("message-base64", string(Base64.encode(step.client))))
+            }
+            pairs.append(("compare", step.compareExactly ? string("exact") : nil))
+            pairs.append(("via", step.via == .data ? nil : string(step.via.name)))
+            pairs.append(("chunks", step.chunks.isEmpty ? nil : .sequence(.init(step.chunks.map(integer), Tag(.seq), .flow))))
+            pairs.append(("chunk-replies", step.chunkReplies.isEmpty ? nil : .sequence(.init(step.chunkReplies.map(replyNode), Tag(.seq), .block))))
+        }
+        if let answer = step.reply { pairs += reply(answer, key: "reply") }
+        pairs += [
+            ("delay", step.delay.map(number)),
+            ("fault", step.fault.map { string($0.rawValue) }),
+            ("tls", step.startsTLS ? string("start") : nil),
+            ("note", step.note.map(string)),
+        ]
+        return .mapping(mapping(pairs))
+    }
+}
+
+/// Standard base64 (RFC 4648) for scenario fields.
+enum Base64 {
+    static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+
+    static func encode(_ bytes: [UInt8]) -> String {
+        var out: [UInt8] = []
+        out.reserveCapacity((bytes.count + 2) / 3 * 4)
+        var index = 0
+        while index < bytes.count {
+            let b0 = Int(bytes[index])
+            let b1 = index + 1 < bytes.count ? Int(bytes[index + 1]) : 0
+            let b2 = index + 2 < bytes.count ? Int(bytes[index + 2]) : 0
+            out.append(alphabet[b0 >> 2])
+            out.append(alphabet[(b0 & 3) << 4 | b1 >> 4])
+            out.append(index + 1 < bytes.count ? alphabet[(b1 & 15) << 2 | b2 >> 6] : 0x3D)
+            out.append(index + 2 < bytes.count ? alphabet[b2 & 63] : 0x3D)
+            index += 3
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Decodes standard base64; `nil` for anything else (wrong characters, bad padding).
+    static func decode(_ text: String) -> [UInt8]? {
+        var values: [UInt8] = []
+        var padding = 0
+        for byte in text.utf8 {
+            switch byte {
+            case 0x41...0x5A: values.append(byte - 0x41)
+            case 0x61...0x7A: values.append(byte - 0x61 + 26)
+            case 0x30...0x39: values.append(byte - 0x30 + 52)
+            case 0x2B: values.append(62)
+            case 0x2F: values.append(63)
+            case 0x3D: padding += 1; continue
+            case 0x20, 0x0A, 0x0D, 0x09: continue
+            default: return nil
+            }
+            if padding > 0 { return nil }
+        }
+        guard (values.count + padding) % 4 == 0, padding <= 2 else { return nil }
+        var out: [UInt8] = []
+        var index = 0
+        while index + 1 < values.count {
+            let v0 = values[index], v1 = values[index + 1]
+            out.append(v0 << 2 | v1 >> 4)
+            if index + 2 < values.count { out.append(v1 << 4 | values[index + 2] >> 2) }
+            if index + 3 < values.count { out.append(values[index + 2] << 6 | values[index + 3]) }
+            index += 4
+        }
+        return out
+    }
+}

@@ -1,0 +1,130 @@
+import ArgumentParser
+import SMTPCapture
+import SMTPCore
+import SMTPScenario
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+struct Extract: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write one scenario file per SMTP session found in captures.",
+        discussion: """
+            Files are named after the capture and the session number \
+            (mail-session-3.yaml, letters, digits, '.', '-' and '_' only) and written into the \
+            output folder only. Sessions that cannot be replayed fully (encrypted after STARTTLS, \
+            bytes missing from the capture) are still written, with an 'incomplete' field that \
+            says what is missing. The paths written are printed one per line.
+
+            Examples:
+              smtptape extract Captures/swaks-sink-plain.pcap -o scenarios
+              smtptape extract --session 2 --session 5 mail.pcapng -o scenarios
+            """
+    )
+
+    @OptionGroup var capture: CaptureOptions
+
+    @Option(name: [.short, .customLong("output")], help: ArgumentHelp("The folder to write into; created if missing.", valueName: "DIR"))
+    var output: String
+
+    @Option(name: .customLong("session"), help: ArgumentHelp("Extract only this session number (repeatable); sessions are numbered across all captures, as in transcripts.", valueName: "N"))
+    var sessions: [Int] = []
+
+    func run() throws {
+        let folder: OutputFolder
+        do {
+            folder = try OutputFolder(path: output)
+        } catch {
+            Standard.error("smtptape: \(error.description)")
+            throw ExitCode(2)
+        }
+        var hashes: [String: String] = [:]
+        let recorder = ScenarioRecorder(showSecrets: capture.showSecrets) { info in
+            let name = OutputFolder.baseName(info.source)
+            if hashes[info.source] == nil { hashes[info.source] = SHA256.file(info.source) }
+            return Scenario.Origin(
+                capture: name, sha256: hashes[info.source], connection: "\(info.client) -> \(info.server)",
+                session: info.id, start: info.start.rfc3339, end: nil)
+        }
+        var written: [String] = []
+        var failure: String?
+        let wanted = Set(sessions)
+        recorder.onScenario = { info, scenario in
+            guard wanted.isEmpty || wanted.contains(info.id) else { return }
+            let fileName = OutputFolder.safeName(OutputFolder.stem(info.source)) + "-session-\(info.id).yaml"
+            do throws(OutputFolder.Failure) {
+                written.append(try folder.write(ScenarioWriter.yaml(scenario), to: fileName))
+            } catch {
+                failure = error.description
+            }
+        }
+        var status = capture.run(into: recorder)
+        let listing = written.joined(separator: "\n")
+        if !listing.isEmpty { print(listing) }
+        if let failure {
+            Standard.error("smtptape: \(failure)")
+            status = max(status, 1)
+        }
+        if !wanted.isEmpty, written.count < wanted.count {
+            Standard.error("smtptape: warning: \(wanted.count - written.count) of the sessions named with --session were not found")
+            status = max(status, 1)
+        }
+        if status != 0 { throw ExitCode(status) }
+    }
+}
+
+/// A folder that files are written into, and nothing outside it: names are checked to be
+/// plain file names.
+struct OutputFolder {
+    struct Failure: Error, CustomStringConvertible { var description: String }
+
+    let path: String
+
+    init(path: String) throws(Failure) {
+        self.path = path
+        var info = stat()
+        if stat(path, &info) == 0 {
+            guard info.st_mode & S_IFMT == S_IFDIR else { throw Failure(description: "\(path): exists and is not a folder") }
+            return
+        }
+        var partial = path.hasPrefix("/") ? "" : "."
+        for component in path.split(separator: "/") {
+            partial += "/" + component
+            if mkdir(partial, 0o755) != 0, errno != EEXIST {
+                throw Failure(description: "\(path): cannot create folder: \(String(cString: strerror(errno)))")
+            }
+        }
+    }
+
+    /// Writes `text` to `name` inside the folder; returns the path.
+    func write(_ text: String, to name: String) throws(Failure) -> String {
+        precondition(!name.contains("/") && name != "." && name != "..", "file names come from safeName")
+        let target = path + "/" + name
+        guard let file = fopen(target, "wb") else { throw Failure(description: "\(target): cannot create: \(String(cString: strerror(errno)))") }
+        defer { fclose(file) }
+        var text = text
+        let ok = text.withUTF8 { fwrite($0.baseAddress, 1, $0.count, file) == $0.count }
+        guard ok else { throw Failure(description: "\(target): cannot write") }
+        return target
+    }
+
+    static func baseName(_ path: String) -> String { path.split(separator: "/").last.map(String.init) ?? path }
+
+    static func stem(_ path: String) -> String {
+        let base = baseName(path)
+        if let dot = base.lastIndex(of: "."), dot != base.startIndex { return String(base[..<dot]) }
+        return base
+    }
+
+    /// Letters, digits, `.`, `-` and `_` only; anything else becomes `_`; never empty or dot-led.
+    static func safeName(_ text: String) -> String {
+        var name = String(text.unicodeScalars.map { scalar -> Character in
+            scalar.isASCII && (scalar.properties.isAlphabetic || ("0"..."9").contains(Character(scalar)) || "._-".unicodeScalars.contains(scalar)) ? Character(scalar) : "_"
+        })
+        while name.hasPrefix(".") { name = "_" + name.dropFirst() }
+        return name.isEmpty ? "capture" : String(name.prefix(100))
+    }
+}
