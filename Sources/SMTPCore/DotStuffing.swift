@@ -37,9 +37,10 @@ public enum DotStuffing {
     }
 
     /// Encodes a message for DATA: stuffs leading dots and appends the `.` terminator line.
-    /// A message whose last line is unterminated gets CRLF first, as RFC 5321 4.1.1.4 requires
-    /// (a last line ending in a bare LF is left as recorded).
-    public static func stuff(_ message: [UInt8]) -> [UInt8] {
+    /// A message that does not end with CRLF gets one first, as RFC 5321 4.1.1.4 requires;
+    /// with `keepingBareLF`, a last line that ends in a bare LF (as a sloppy client recorded it)
+    /// is left as it was.
+    public static func stuff(_ message: [UInt8], keepingBareLF: Bool = false) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(message.count + 8)
         var lineStart = true
@@ -48,7 +49,8 @@ public enum DotStuffing {
             out.append(byte)
             lineStart = byte == 0x0A
         }
-        if !out.isEmpty && out.last != 0x0A {
+        let endsWithCRLF = out.count >= 2 && out[out.count - 2] == 0x0D && out[out.count - 1] == 0x0A
+        if !out.isEmpty && !endsWithCRLF && !(keepingBareLF && out.last == 0x0A) {
             out += [0x0D, 0x0A]
         }
         out += [0x2E, 0x0D, 0x0A]

@@ -22,7 +22,7 @@ public enum ScenarioPlayback {
             case .command, .auth:
                 writes.append(Write(side: .client, bytes: step.client, time: clock))
             case .message where step.via == .data:
-                writes.append(Write(side: .client, bytes: DotStuffing.stuff(step.client), time: clock))
+                writes.append(Write(side: .client, bytes: DotStuffing.stuff(step.client, keepingBareLF: true), time: clock))
             case .message:
                 // BDAT: the recorded chunk sizes if they still fit the content, else one chunk.
                 let sizes = step.chunks.reduce(0, +) == step.client.count && !step.chunks.isEmpty ? step.chunks : [step.client.count]
