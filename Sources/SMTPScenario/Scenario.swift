@@ -101,6 +101,8 @@ public struct Scenario: Hashable, Sendable {
             case auth
             /// A message's content, after DATA's 354 or in BDAT chunks.
             case message
+            /// Nothing from the client: the server replies unprompted (`421 4.4.2 timeout`).
+            case unsolicited
         }
 
         public var kind: Kind

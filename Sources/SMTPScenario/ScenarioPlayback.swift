@@ -19,10 +19,18 @@ public enum ScenarioPlayback {
         writes.append(Write(side: .server, bytes: session.greeting.bytes, time: clock))
         for step in session.steps {
             switch step.kind {
+            case .unsolicited:
+                break
             case .command, .auth:
                 writes.append(Write(side: .client, bytes: step.client, time: clock))
             case .message where step.via == .data:
-                writes.append(Write(side: .client, bytes: DotStuffing.stuff(step.client, keepingBareLF: true), time: clock))
+                var wire = DotStuffing.stuff(step.client, keepingBareLF: true)
+                if step.fault == .drop {
+                    // The server closes once the content is in, before the `.` line.
+                    wire.removeLast(3)
+                    if step.client.last != 0x0A, !step.client.isEmpty { wire.removeLast(2) }
+                }
+                writes.append(Write(side: .client, bytes: wire, time: clock))
             case .message:
                 // BDAT: the recorded chunk sizes if they still fit the content, else one chunk.
                 let sizes = step.chunks.reduce(0, +) == step.client.count && !step.chunks.isEmpty ? step.chunks : [step.client.count]

@@ -364,8 +364,11 @@ struct Walker {
     mutating func step(_ node: Node) -> Scenario.Step? {
         guard let pairs = mapping(node, keys: Self.stepKeys, what: "a step") else { return nil }
         let kinds = pairs.order.filter { Self.stepKinds.contains($0) }
+        if kinds.isEmpty, let first = pairs.order.first, first == "reply" || first == "reply-base64" {
+            return unsolicited(pairs, node: node)
+        }
         guard let kindKey = kinds.first else {
-            report(node, "a step needs one of client, auth or message")
+            report(node, "a step needs one of client, auth or message (or, for a reply the server sends unprompted, 'reply' first)")
             return nil
         }
         for extra in kinds.dropFirst() {
@@ -467,6 +470,26 @@ struct Walker {
             delay: pairs["delay"].flatMap { seconds($0, key: "delay") },
             fault: fault, startsTLS: startsTLS,
             note: pairs["note"].flatMap { string($0, key: "note") })
+    }
+
+    /// A step with only a reply: the server speaks without being asked.
+    mutating func unsolicited(_ pairs: Pairs, node: Node) -> Scenario.Step? {
+        for key in pairs.order where !["reply", "reply-base64", "delay", "fault", "note"].contains(key) {
+            report(pairs.keys[key], "'\(key)' does not apply to a step that is only a reply")
+        }
+        var reply: Scenario.Reply?
+        if pairs["reply"] != nil, pairs["reply-base64"] != nil {
+            report(pairs.keys["reply-base64"], "a step has only one of reply, reply-base64")
+        } else if let text = pairs["reply"] {
+            reply = self.reply(text, key: "reply")
+        } else if let raw = pairs["reply-base64"] {
+            reply = base64(raw, key: "reply-base64").map { Scenario.Reply(bytes: $0) }
+        }
+        let fault = pairs["fault"].flatMap { choice($0, key: "fault", Scenario.Fault.self, allowed: [Scenario.Fault.partial.rawValue]) }
+        guard let reply else { return nil }
+        return Scenario.Step(kind: .unsolicited, client: [], reply: reply,
+                             delay: pairs["delay"].flatMap { seconds($0, key: "delay") }, fault: fault,
+                             note: pairs["note"].flatMap { string($0, key: "note") })
     }
 
     /// A reply written as lines: each must start with the same three-digit code, with `-` after

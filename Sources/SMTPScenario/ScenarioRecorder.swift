@@ -158,8 +158,9 @@ public final class ScenarioRecorder: SessionObserver {
             return
         }
         guard code != nil, !builder.awaiting.isEmpty else {
-            let text = String(decoding: raw.prefix(60), as: UTF8.self).trimmingTrailingNewlines
-            builder.notes.append("a server line no command was waiting for was left out: '\(text)'")
+            // A reply nothing was waiting for (`421 4.4.2 timeout`): a step of its own.
+            let index = addStep(Scenario.Step(kind: .unsolicited, client: [], reply: reply), time: time, to: builder)
+            if index > 0 { builder.steps[index].delay = Self.seconds(from: builder.stepTimes[index - 1], to: time) }
             return
         }
         switch builder.awaiting.removeFirst() {

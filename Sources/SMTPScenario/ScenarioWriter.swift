@@ -92,6 +92,8 @@ public enum ScenarioWriter {
     static func step(_ step: Scenario.Step) -> Node {
         var pairs: [(String, Node?)] = []
         switch step.kind {
+        case .unsolicited:
+            break
         case .command, .auth:
             let key = step.kind == .command ? "client" : "auth"
             if let lines = TextForm.lines(step.client), lines.count == 1 {

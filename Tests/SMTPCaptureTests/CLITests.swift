@@ -118,3 +118,58 @@ import Testing
         }
     }
 }
+
+/// The scenario commands as users run them.
+@Suite struct ScenarioCLITests {
+    let cli = CLITests()
+
+    @Test func extractCheckFormatTranscript() throws {
+        let folder = Fixtures.temporaryFile("scenarios")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let extract = try cli.smtptape(["extract", Fixtures.capture("swaks-sink-plain"), Fixtures.capture("smtplib-aiosmtpd-auth-plain"), "-o", folder.path])
+        #expect(extract.status == 0)
+        let files = extract.text.split(separator: "\n").map(String.init)
+        #expect(files.map { URL(fileURLWithPath: $0).lastPathComponent } == ["swaks-sink-plain-session-1.yaml", "smtplib-aiosmtpd-auth-plain-session-2.yaml"])
+        let yaml = try String(contentsOfFile: files[1], encoding: .utf8)
+        #expect(yaml.contains("client: AUTH PLAIN '[REDACTED]'") || yaml.contains("client: AUTH PLAIN [REDACTED]"))
+        #expect(!yaml.contains("AGFsaWNlAHdvbmRlcmxhbmQ="))
+        #expect(!yaml.contains(Fixtures.captures.path), "no absolute path in origin")
+        #expect(try cli.smtptape(["check"] + files).status == 0)
+        #expect(try cli.smtptape(["format", "--check"] + files).status == 0)
+        let transcript = try cli.smtptape(["transcript", "--data", "none", files[0], Fixtures.capture("curl-sink-plain")])
+        #expect(transcript.status == 0)
+        #expect(transcript.text.contains("== session 1:") && transcript.text.contains("== session 2:"))
+        #expect(transcript.text.contains("C: EHLO client.example.test"))
+    }
+
+    @Test func extractPicksSessions() throws {
+        let folder = Fixtures.temporaryFile("picked")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let result = try cli.smtptape(["extract", "--session", "2", Fixtures.capture("swaks-sink-plain"), Fixtures.capture("curl-sink-plain"), "-o", folder.path])
+        #expect(result.status == 0)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path) == ["curl-sink-plain-session-2.yaml"])
+    }
+
+    @Test func checkReportsProblemsWithPositionsAndExitCodes() throws {
+        let bad = Fixtures.temporaryFile("bad.yaml")
+        defer { try? FileManager.default.removeItem(at: bad) }
+        try Data("version: 1\nname: x\nsessions:\n- greeting: 220 hi\n  steps:\n  - client: NOOP\n    replly: 250 ok\n".utf8).write(to: bad)
+        let result = try cli.smtptape(["check", bad.path])
+        #expect(result.status == 1)
+        #expect(result.text.contains("\(bad.path):7:5: unknown field 'replly'; did you mean 'reply'?"))
+        #expect(result.text.contains("\(bad.path):6:5: missing 'reply'"))
+        let missing = try cli.smtptape(["check", "/nonexistent.yaml"])
+        #expect(missing.status == 2)
+        #expect(missing.text == "/nonexistent.yaml:1:1: no such file\n")
+    }
+
+    @Test func formatRewritesIntoCanonicalForm() throws {
+        let file = Fixtures.temporaryFile("messy.yaml")
+        defer { try? FileManager.default.removeItem(at: file) }
+        try Data("# a comment\nname: messy\nversion: 1\nsessions:\n  - steps:\n      - reply: \"250 ok\"\n        client: \"NOOP\"\n    greeting: '220 hi'\n".utf8).write(to: file)
+        #expect(try cli.smtptape(["format", "--check", file.path]).status == 1)
+        #expect(try cli.smtptape(["format", file.path]).status == 0)
+        #expect(try String(contentsOf: file, encoding: .utf8) == "version: 1\nname: messy\nsessions:\n- greeting: 220 hi\n  steps:\n  - client: NOOP\n    reply: 250 ok\n")
+        #expect(try cli.smtptape(["format", "--check", file.path]).status == 0)
+    }
+}
