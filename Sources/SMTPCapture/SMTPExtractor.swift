@@ -366,7 +366,8 @@ public final class SMTPExtractor {
     /// Ends every open connection, oldest session first.
     func endAll(reason: SessionEndReason, time: Timestamp) {
         let open = connections.indices.filter { connections[$0].live }
-            .sorted { (connections[$0].session?.id ?? Int.max) < (connections[$1].session?.id ?? Int.max) }
+            .map { (slot: $0, id: connections[$0].sessionID == 0 ? Int.max : connections[$0].sessionID) }
+            .sorted { $0.id < $1.id }.map(\.slot)
         for slot in open {
             end(slot: slot, reason: connections[slot].closing ?? reason, time: connections[slot].closing != nil ? connections[slot].closedAt : max(time, connections[slot].lastSeen))
         }

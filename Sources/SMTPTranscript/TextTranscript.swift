@@ -47,6 +47,9 @@ public final class TextTranscriptRenderer: SessionObserver {
     /// Live sessions by id: session ids are consecutive and end roughly in order, so an array
     /// from the oldest live id is both small and free of hashing (this lookup runs per packet).
     var sessions: [SessionText?] = []
+    /// Entries before `head` are ended sessions not yet compacted away.
+    var head = 0
+    /// The id of `sessions[0]`.
     var firstSessionID = 1
     var current: SessionText?
     /// A reused buffer for headers and summaries.
@@ -180,7 +183,7 @@ public final class TextTranscriptRenderer: SessionObserver {
 
     public func sessionStarted(_ info: SessionInfo) {
         let session = SessionText(info: info)
-        if sessions.isEmpty { firstSessionID = info.id }
+        if sessions.isEmpty { firstSessionID = info.id; head = 0 }
         let index = info.id - firstSessionID
         if index >= sessions.count { sessions.append(contentsOf: repeatElement(nil, count: index - sessions.count + 1)) }
         sessions[index] = session
@@ -196,12 +199,17 @@ public final class TextTranscriptRenderer: SessionObserver {
         let index = id - firstSessionID
         guard index >= 0, index < sessions.count, let session = sessions[index] else { return nil }
         sessions[index] = nil
-        // Drop ended sessions from the front.
-        var dropped = 0
-        while dropped < sessions.count, sessions[dropped] == nil { dropped += 1 }
-        if dropped > 0 {
-            sessions.removeFirst(dropped)
-            firstSessionID += dropped
+        // Step over ended sessions at the front; compact only now and then, so that ending a
+        // session costs O(1) however many are open.
+        while head < sessions.count, sessions[head] == nil { head += 1 }
+        if head == sessions.count {
+            sessions.removeAll(keepingCapacity: true)
+            firstSessionID += head
+            head = 0
+        } else if head > 1024, head * 2 > sessions.count {
+            sessions.removeFirst(head)
+            firstSessionID += head
+            head = 0
         }
         return session
     }
