@@ -253,12 +253,14 @@ public final class ScenarioRecorder: SessionObserver {
             steps: steps,
             end: ending)
         let info = builder.info
+        var origin = origin(info)
+        if origin != nil, origin?.end == nil { origin?.end = time.rfc3339 }
         let file = info.source.split(separator: "/").last.map(String.init) ?? info.source
         let messages = steps.filter { $0.kind == .message }.count
         return Scenario(
             name: "\(file) session \(info.id)",
             description: "Recorded by smtptape from \(file): \(info.client) -> \(info.server), \(messages) message\(messages == 1 ? "" : "s").",
-            origin: origin(info),
+            origin: origin,
             sessions: [session])
     }
 }

@@ -47,7 +47,7 @@ struct Extract: ParsableCommand {
             if hashes[info.source] == nil { hashes[info.source] = SHA256.file(info.source) }
             return Scenario.Origin(
                 capture: name, sha256: hashes[info.source], connection: "\(info.client) -> \(info.server)",
-                session: info.id, start: info.start.rfc3339, end: nil)
+                session: info.id, start: info.start.rfc3339)
         }
         var written: [String] = []
         var failure: String?
