@@ -101,16 +101,18 @@ struct Connection {
     /// Passes one segment to the stream of its direction and lets the other stream learn from its ACK.
     @inline(__always)
     mutating func receive(_ segment: TCPSegment, time: Timestamp, observer: some SMTPDialogueObserver) {
+        // The acknowledgement says what the other side sent before this segment: deliver that
+        // first, or replies and commands would reach the dialogue out of order.
         if segment.forward {
-            streamA.receive(segment, time: time, dialogue: &dialogue, observer: observer)
             if segment.hasACK, !streamB.pending.isEmpty {
                 streamB.peerAcknowledged(segment.acknowledgement, time: time, dialogue: &dialogue, observer: observer)
             }
+            streamA.receive(segment, time: time, dialogue: &dialogue, observer: observer)
         } else {
-            streamB.receive(segment, time: time, dialogue: &dialogue, observer: observer)
             if segment.hasACK, !streamA.pending.isEmpty {
                 streamA.peerAcknowledged(segment.acknowledgement, time: time, dialogue: &dialogue, observer: observer)
             }
+            streamB.receive(segment, time: time, dialogue: &dialogue, observer: observer)
         }
     }
 

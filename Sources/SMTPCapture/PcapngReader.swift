@@ -98,6 +98,7 @@ struct PcapngReader {
                 withPacket(interface: interface, units: high << 32 | low, dataOffset: 28, captured: captured, original: original, body)
                 return true
             case 3:
+                guard length >= 16 else { throw ReadError(message: "pcapng simple packet block too short (\(length) bytes)") }
                 guard let interface = interfaces.first else { throw ReadError(message: "pcapng simple packet before any interface") }
                 let original = Int(u32(8))
                 let captured = min(original, Int(length) - 16, interface.snapLength > 0 ? interface.snapLength : Int.max)
@@ -145,7 +146,7 @@ struct PcapngReader {
         let fraction = units % interface.unitsPerSecond
         let nanos = interface.unitsPerSecond >= 1_000_000_000 ? fraction / (interface.unitsPerSecond / 1_000_000_000) : fraction * (1_000_000_000 / interface.unitsPerSecond)
         block.withUnsafeBytes {
-            let packet = CapturedPacket(time: Timestamp(seconds: Int64(seconds), nanoseconds: Int64(nanos)), linkType: interface.linkType,
+            let packet = CapturedPacket(time: Timestamp(seconds: Int64(clamping: seconds), nanoseconds: Int64(clamping: nanos)), linkType: interface.linkType,
                                         bytes: UnsafeRawBufferPointer(rebasing: $0[dataOffset..<(dataOffset + captured)]), wireLength: original)
             body(packet, passesFilter(packet, interface: interface))
         }

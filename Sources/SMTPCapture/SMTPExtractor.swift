@@ -207,8 +207,9 @@ public final class SMTPExtractor {
             return
         }
         let time = packet.time
-        if time.nanoseconds - lastIdleCheck.nanoseconds > 10_000_000_000 || time < lastIdleCheck {
-            expireIdle(now: time)
+        advanceClock(to: time)
+        if clock.nanoseconds - lastIdleCheck.nanoseconds > 10_000_000_000 {
+            expireIdle(now: clock)
         }
 
         // Closed and reset connections linger for packets stored late, then end.
@@ -240,6 +241,27 @@ public final class SMTPExtractor {
             slot = open(segment, time: time)
         }
         process(segment, slot: slot, time: time)
+    }
+
+    /// Capture time as far as idle expiry trusts it. One packet stamped far ahead (a bad clock, a
+    /// corrupt record) would otherwise end every open session; a jump longer than the idle
+    /// timeout is believed only when the next packet confirms it.
+    var clock = Timestamp(nanoseconds: Int64.min / 2)
+    var unconfirmedJump: Timestamp?
+
+    func advanceClock(to time: Timestamp) {
+        let limit = Int64(options.idleTimeout * 1_000_000_000)
+        if clock.nanoseconds == Int64.min / 2 || (time > clock && time.nanoseconds - clock.nanoseconds <= limit) {
+            clock = max(clock, time)
+            unconfirmedJump = nil
+        } else if time > clock {
+            if let jump = unconfirmedJump, time >= jump, time.nanoseconds - jump.nanoseconds <= limit {
+                clock = time
+                unconfirmedJump = nil
+            } else {
+                unconfirmedJump = time
+            }
+        }
     }
 
     func open(_ segment: TCPSegment, time: Timestamp) -> Int {

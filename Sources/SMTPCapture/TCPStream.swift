@@ -16,11 +16,16 @@ struct TCPStream {
         var wireLength: Int { bytes.count + missingTail }
     }
 
-    /// The most out-of-order data kept per direction before the hole in front of it is declared lost.
+    /// The most out-of-order data kept per direction before the hole in front of it is declared
+    /// lost, in bytes and in segments (segments cut by the snap length hold no bytes).
     static let pendingCap = 4 << 20
+    static let pendingSegmentCap = 1 << 16
 
     var started = false
     var nextSequence: UInt32 = 0
+    /// Out-of-order segments, a binary min-heap by sequence number (all within 2^31 of
+    /// ``nextSequence``, so the modular order is a total order): inserting and taking the first
+    /// are O(log n) however the segments arrive.
     var pending: [PendingSegment] = []
     var pendingBytes = 0
     var finSequence: UInt32?
@@ -72,12 +77,10 @@ struct TCPStream {
             if !pending.isEmpty { drain(time: time, dialogue: &dialogue, observer: observer) }
             return
         }
-        // Out of order: keep a copy, sorted by sequence.
-        var index = pending.count
-        while index > 0, Self.distance(pending[index - 1].sequence, sequence) < 0 { index -= 1 }
-        pending.insert(PendingSegment(sequence: sequence, bytes: Array(payload), missingTail: wireLength - payload.count), at: index)
+        // Out of order: keep a copy.
+        pushPending(PendingSegment(sequence: sequence, bytes: Array(payload), missingTail: wireLength - payload.count))
         pendingBytes += payload.count
-        while pendingBytes > Self.pendingCap, !pending.isEmpty {
+        while pendingBytes > Self.pendingCap || pending.count > Self.pendingSegmentCap, !pending.isEmpty {
             skipToPending(time: time, dialogue: &dialogue, observer: observer)
         }
     }
@@ -103,12 +106,42 @@ struct TCPStream {
         while let first = pending.first {
             let offset = Self.distance(nextSequence, first.sequence)
             if offset > 0 { break }
-            pending.removeFirst()
+            popPending()
             pendingBytes -= first.bytes.count
             guard -offset < first.wireLength else { continue }
             first.bytes.withUnsafeBytes {
                 deliver($0, wireLength: first.wireLength, skip: -offset, time: time, dialogue: &dialogue, observer: observer)
             }
+        }
+    }
+
+    @inline(__always)
+    static func precedes(_ a: PendingSegment, _ b: PendingSegment) -> Bool { distance(a.sequence, b.sequence) > 0 }
+
+    mutating func pushPending(_ segment: PendingSegment) {
+        pending.append(segment)
+        var child = pending.count - 1
+        while child > 0 {
+            let parent = (child - 1) / 2
+            guard Self.precedes(pending[child], pending[parent]) else { break }
+            pending.swapAt(child, parent)
+            child = parent
+        }
+    }
+
+    mutating func popPending() {
+        let last = pending.removeLast()
+        guard !pending.isEmpty else { return }
+        pending[0] = last
+        var parent = 0
+        while true {
+            let left = 2 * parent + 1, right = left + 1
+            var first = parent
+            if left < pending.count, Self.precedes(pending[left], pending[first]) { first = left }
+            if right < pending.count, Self.precedes(pending[right], pending[first]) { first = right }
+            if first == parent { break }
+            pending.swapAt(parent, first)
+            parent = first
         }
     }
 

@@ -318,7 +318,7 @@ public struct SMTPDialogue {
                 // The server's 220 was not captured, but the client is already speaking TLS.
                 startTLS(.startTLS, time: time, observer: observer)
             default:
-                switch Self.nextLine(&bytes, buffer: &clientLine, resync: &clientResync, side: .client, time: time, observer: observer) {
+                switch Self.nextLine(&bytes, buffer: &clientLine, resync: &clientResync, side: .client, secret: inAuthExchange, time: time, observer: observer) {
                 case nil:
                     return
                 case .fragment:
@@ -349,7 +349,7 @@ public struct SMTPDialogue {
                 let secret: Range<Int>? = (content.count == 1 && content[0] == 0x2A) || content.isEmpty ? nil : 0..<content.count
                 observer.authResponse(raw, secret: secret, flags: flags, time: time)
                 clientMode = .auth(expectingResponse: false)
-                pending.append(Pending(context: .authResponse))
+                expectReply(Pending(context: .authResponse))
                 return
             }
             clientMode = .command
@@ -377,7 +377,7 @@ public struct SMTPDialogue {
             if let chunk = SMTPCommand(line: raw).binaryDataChunk {
                 observer.command(raw, verb: verb, flags: flags, secret: nil, time: time)
                 entry.endsMessage = chunk.isLast
-                pending.append(entry)
+                expectReply(entry)
                 if !messageOpen || messageTransfer != .bdat { beginMessage(.bdat, time: time, observer: observer) }
                 if chunk.size == 0 {
                     finishChunk(last: chunk.isLast, time: time, observer: observer)
@@ -409,7 +409,24 @@ public struct SMTPDialogue {
             break
         }
         observer.command(raw, verb: verb, flags: flags, secret: secret, time: time)
+        expectReply(entry)
+    }
+
+    /// Queues what the next reply answers; beyond ``SMTPLimits/pendingCommandCap`` the oldest is
+    /// given up, so a capture of one side only cannot grow the queue without end.
+    mutating func expectReply(_ entry: Pending) {
+        if pending.count - pendingHead >= SMTPLimits.pendingCommandCap { pendingHead += 1 }
+        if pendingHead > 1024, pendingHead * 2 > pending.count {
+            pending.removeFirst(pendingHead)
+            pendingHead = 0
+        }
         pending.append(entry)
+    }
+
+    /// Whether the client is inside an AUTH exchange, where any line may carry credentials.
+    var inAuthExchange: Bool {
+        if case .auth = clientMode { return true }
+        return false
     }
 
     mutating func beginMessage(_ transfer: MessageTransfer, time: Timestamp, observer: some SMTPDialogueObserver) {
@@ -534,7 +551,7 @@ public struct SMTPDialogue {
         summary.messageBytes += messageSize
         messageOpen = false
         clientMode = .command
-        pending.append(Pending(context: .message))
+        expectReply(Pending(context: .message))
     }
 
     /// How many transparency dots `raw` holds.
@@ -610,6 +627,9 @@ public struct SMTPDialogue {
         replyLineCount += 1
         if !isContinuation {
             deliverBufferedReply(code: code, extraFlags: [], time: time, observer: observer)
+        } else if replyBuffer.count > SMTPLimits.unterminatedLineCap {
+            // A reply that never ends: report what came so far, flagged, and start afresh.
+            deliverBufferedReply(code: code, extraFlags: [.overLength, .unterminated], time: time, observer: observer)
         }
     }
 
@@ -679,6 +699,10 @@ public struct SMTPDialogue {
         case .command(.bdat) where endsMessage:
             // The reply to the LAST chunk ends the message's transaction.
             summary.messageReplyCodes.append(code)
+        case _ where code == 334 && clientMode == .command:
+            // A challenge with no AUTH seen (the capture began mid-exchange): the client's next
+            // line is a response, and a secret.
+            clientMode = .auth(expectingResponse: true)
         case .command(.auth), .authResponse:
             // Only a client waiting in the AUTH exchange changes state: a stray reply must not
             // pull it out of, say, message data.
@@ -738,7 +762,7 @@ public struct SMTPDialogue {
 
     /// Takes the next complete line from `bytes` (joining it with a partial line kept in `buffer`),
     /// or keeps the partial line and returns `nil`. Honours resynchronisation after a gap.
-    static func nextLine(_ bytes: inout UnsafeRawBufferPointer, buffer: inout [UInt8], resync: inout Bool, side: Side, time: Timestamp, observer: some SMTPDialogueObserver) -> LineSource? {
+    static func nextLine(_ bytes: inout UnsafeRawBufferPointer, buffer: inout [UInt8], resync: inout Bool, side: Side, secret: Bool = false, time: Timestamp, observer: some SMTPDialogueObserver) -> LineSource? {
         guard let base = bytes.baseAddress else { return nil }
         let count = bytes.count
         guard let found = memchr(base, 0x0A, count) else {
@@ -746,7 +770,7 @@ public struct SMTPDialogue {
             bytes = UnsafeRawBufferPointer(start: base + count, count: 0)
             if buffer.count > SMTPLimits.unterminatedLineCap {
                 // A peer that never sends LF: report what we have and start afresh.
-                buffer.withUnsafeBytes { observer.fragment($0, side: side, time: time) }
+                buffer.withUnsafeBytes { reportFragment($0, side: side, secret: secret, time: time, observer: observer) }
                 buffer.removeAll(keepingCapacity: false)
                 resync = true
             }
@@ -762,7 +786,7 @@ public struct SMTPDialogue {
         if resync {
             resync = false
             buffer.append(contentsOf: UnsafeRawBufferPointer(start: base, count: lineEnd))
-            buffer.withUnsafeBytes { observer.fragment($0, side: side, time: time) }
+            buffer.withUnsafeBytes { reportFragment($0, side: side, secret: secret, time: time, observer: observer) }
             buffer.removeAll(keepingCapacity: true)
             return .fragment
         }
@@ -773,6 +797,16 @@ public struct SMTPDialogue {
         buffer.append(contentsOf: UnsafeRawBufferPointer(start: base, count: lineEnd))
         let bareLF = buffer.count < 2 || buffer[buffer.count - 2] != 0x0D
         return .buffered(bareLF ? .bareLF : [])
+    }
+
+    /// A fragment inside an AUTH exchange may hold credentials: it is reported as an AUTH response,
+    /// all secret, so that every output redacts it.
+    static func reportFragment(_ raw: UnsafeRawBufferPointer, side: Side, secret: Bool, time: Timestamp, observer: some SMTPDialogueObserver) {
+        if secret {
+            observer.authResponse(raw, secret: 0..<lineContent(raw).count, flags: .unterminated, time: time)
+        } else {
+            observer.fragment(raw, side: side, time: time)
+        }
     }
 
     /// Whether a line is plainly a whole command (a known verb) or reply (a code and separator).

@@ -18,7 +18,11 @@ public enum SMTPLimits {
     /// The minimum number of recipients a server must accept (RFC 5321 4.5.3.1.8).
     public static let recipients = 100
 
-    /// How long an unterminated command or reply line may grow before it is emitted as it is.
-    /// Far above any RFC limit; it only bounds memory when a peer never sends LF.
+    /// How long an unterminated command or reply line (or a multi-line reply) may grow before it
+    /// is emitted as it is. Far above any RFC limit; it only bounds memory when a peer never stops.
     public static let unterminatedLineCap = 1 << 20
+
+    /// How many commands may wait for replies before the oldest are given up (a capture with only
+    /// the client's side, or a client that never stops pipelining).
+    public static let pendingCommandCap = 4096
 }

@@ -3,7 +3,14 @@ public struct Timestamp: Hashable, Comparable, Sendable {
     public var nanoseconds: Int64
 
     public init(nanoseconds: Int64) { self.nanoseconds = nanoseconds }
-    public init(seconds: Int64, nanoseconds: Int64) { self.nanoseconds = seconds * 1_000_000_000 + nanoseconds }
+    /// The largest number of seconds either side of 1970 a timestamp holds (about the year 2255);
+    /// captures with wilder timestamps are clamped rather than trusted.
+    public static let secondsLimit: Int64 = 9_000_000_000
+
+    public init(seconds: Int64, nanoseconds: Int64) {
+        let clamped = max(-Self.secondsLimit, min(Self.secondsLimit, seconds))
+        self.nanoseconds = clamped * 1_000_000_000 + max(-999_999_999, min(999_999_999, nanoseconds))
+    }
 
     public static func < (lhs: Timestamp, rhs: Timestamp) -> Bool { lhs.nanoseconds < rhs.nanoseconds }
 

@@ -33,7 +33,9 @@ public enum ScenarioPlayback {
                 writes.append(Write(side: .client, bytes: wire, time: clock))
             case .message:
                 // BDAT: the recorded chunk sizes if they still fit the content, else one chunk.
-                let sizes = step.chunks.reduce(0, +) == step.client.count && !step.chunks.isEmpty ? step.chunks : [step.client.count]
+                let fits = !step.chunks.isEmpty && step.chunks.allSatisfy { $0 >= 0 && $0 <= step.client.count }
+                    && step.chunks.reduce(0) { $0 &+ $1 } == step.client.count
+                let sizes = fits ? step.chunks : [step.client.count]
                 var offset = 0
                 for (index, size) in sizes.enumerated() {
                     let last = index == sizes.count - 1
@@ -75,7 +77,8 @@ public enum ScenarioPlayback {
             var time = base
             if session.implicitTLS { observer.tlsStarted(.implicit, time: base) }
             for write in writes(session) {
-                time = Timestamp(nanoseconds: base.nanoseconds + Int64(write.time * 1_000_000_000))
+                // Delays add up; a scenario spanning more than ~30 years of delays is clamped.
+                time = Timestamp(nanoseconds: base.nanoseconds &+ Int64(min(write.time, 1e9) * 1_000_000_000))
                 write.bytes.withUnsafeBytes { dialogue.receive($0, from: write.side, time: time, observer: observer) }
             }
             dialogue.finish(time: time, observer: observer)
@@ -90,19 +93,21 @@ public enum ScenarioPlayback {
     }
 
     /// `2026-11-29T01:37:40.030560Z` (UTC, up to nanoseconds).
-    static func parseTime(_ text: String?) -> Timestamp? {
+    public static func parseTime(_ text: String?) -> Timestamp? {
         guard let text, text.hasSuffix("Z") else { return nil }
         let parts = text.dropLast().split(separator: "T")
         guard parts.count == 2 else { return nil }
         let date = parts[0].split(separator: "-").compactMap { Int($0) }
         let clock = parts[1].split(separator: ":")
         guard date.count == 3, clock.count == 3, let hour = Int(clock[0]), let minute = Int(clock[1]) else { return nil }
-        let secondParts = clock[2].split(separator: ".", maxSplits: 1)
-        guard let second = Int(secondParts[0]) else { return nil }
+        let secondParts = clock[2].split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false)
+        guard let secondText = secondParts.first, let second = Int(secondText), (0...60).contains(second),
+              (0...23).contains(hour), (0...59).contains(minute), (1...12).contains(date[1]), (1...31).contains(date[2]),
+              (0...9999).contains(date[0]) else { return nil }
         var nanos: Int64 = 0
         if secondParts.count == 2 {
             let digits = String(secondParts[1].prefix(9))
-            guard let value = Int64(digits) else { return nil }
+            guard !digits.isEmpty, digits.allSatisfy(\.isNumber), let value = Int64(digits) else { return nil }
             nanos = value * Int64([1, 10, 100, 1000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000, 1_000_000_000][9 - digits.count])
         }
         // Days from civil (Howard Hinnant's algorithm).

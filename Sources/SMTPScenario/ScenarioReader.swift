@@ -106,6 +106,9 @@ struct Walker {
     }
 
     let text: String
+    var textSpent = 0
+    var nodesSpent = 0
+    var overBudget = false
 
     mutating func report(_ node: Node?, _ message: String) {
         let mark = node?.mark
@@ -139,6 +142,7 @@ struct Walker {
             report(nil, "empty file: a scenario needs at least 'version', 'name' and 'sessions'")
             return nil
         }
+
         guard let pairs = mapping(root, keys: Self.topKeys, what: "a scenario") else { return nil }
         guard let versionNode = pairs["version"] else {
             report(root, "missing 'version' (this smtptape writes version \(Scenario.currentVersion))")
@@ -188,6 +192,26 @@ struct Walker {
 
     // MARK: Node helpers
 
+    /// Aliases (`*name`) let a small file stand for a huge document, and Yams keeps no trace of
+    /// them once composed. Within the 16 MiB size limit a document cannot honestly hold more text
+    /// or nodes than these budgets; past them, reading stops.
+    static let textBudget = 2 * Scenario.sizeLimit
+    static let nodeBudget = 2_000_000
+
+    /// Counts what reading materialises; `false` (once reported) when over budget.
+    mutating func spend(_ node: Node, text: Int = 0) -> Bool {
+        textSpent += text
+        nodesSpent += 1
+        guard textSpent <= Self.textBudget, nodesSpent <= Self.nodeBudget else {
+            if !overBudget {
+                report(node, "the scenario expands to more than \(Self.textBudget >> 20) MiB or \(Self.nodeBudget) nodes (YAML aliases?); it cannot be read")
+                overBudget = true
+            }
+            return false
+        }
+        return true
+    }
+
     struct Pairs {
         var values: [String: Node] = [:]
         var keys: [String: Node] = [:]
@@ -197,6 +221,7 @@ struct Walker {
 
     /// A mapping's known keys; unknown ones are reported with the closest known one.
     mutating func mapping(_ node: Node, keys known: [String], what: String) -> Pairs? {
+        guard spend(node, text: 16 * (node.mapping?.count ?? 0)) else { return nil }
         guard let mapping = node.mapping else {
             report(node, "\(what) must be a mapping of keys to values")
             return nil
@@ -231,6 +256,7 @@ struct Walker {
     }
 
     mutating func string(_ node: Node, key: String) -> String? {
+        guard spend(node, text: node.scalar?.string.utf8.count ?? 0) else { return nil }
         guard let scalar = node.scalar else {
             report(node, "'\(key)' must be a string")
             return nil
@@ -255,6 +281,7 @@ struct Walker {
     }
 
     mutating func sequence(_ node: Node, key: String) -> [Node]? {
+        guard spend(node, text: 16 * (node.sequence?.count ?? 0)) else { return nil }
         guard let items = node.sequence else {
             report(node, "'\(key)' must be a list")
             return nil
@@ -311,6 +338,11 @@ struct Walker {
         origin.proxy = pairs["proxy"].flatMap { string($0, key: "proxy") }
         origin.start = pairs["start"].flatMap { string($0, key: "start") }
         origin.end = pairs["end"].flatMap { string($0, key: "end") }
+        for key in ["start", "end"] {
+            if let node = pairs[key], let text = node.scalar?.string, ScenarioPlayback.parseTime(text) == nil {
+                report(node, "'\(key)' must be an RFC 3339 time in UTC, like 2026-11-29T01:37:40.030560Z")
+            }
+        }
         if let capture = origin.capture, capture.contains("/") {
             report(pairs["capture"], "'capture' is a file name, not a path")
         }
@@ -427,7 +459,14 @@ struct Walker {
         }
         var chunks: [Int] = []
         if let chunksNode = pairs["chunks"], let items = sequence(chunksNode, key: "chunks") {
-            chunks = items.compactMap { integer($0, key: "chunks") }
+            for item in items {
+                guard let size = integer(item, key: "chunks") else { continue }
+                if size < 0 || size > 1 << 31 {
+                    report(item, "a chunk size must be 0 to 2147483648")
+                } else {
+                    chunks.append(size)
+                }
+            }
         }
         var chunkReplies: [Scenario.Reply] = []
         if let repliesNode = pairs["chunk-replies"], let items = sequence(repliesNode, key: "chunk-replies") {

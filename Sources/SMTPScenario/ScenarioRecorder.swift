@@ -23,6 +23,8 @@ public final class ScenarioRecorder: SessionObserver {
         var openMessage: Int?
         var notes: [String] = []
         var implicitTLS = false
+        /// Replies before the first command seen, in a capture that began mid-session.
+        var earlyReplies = 0
 
         init(info: SessionInfo) { self.info = info }
     }
@@ -152,9 +154,14 @@ public final class ScenarioRecorder: SessionObserver {
     public func reply(_ raw: UnsafeRawBufferPointer, lineCount: Int, code: Int?, context: ReplyContext, flags: LineFlags, time: Timestamp) {
         guard let builder = current else { return }
         let reply = Scenario.Reply(bytes: Array(raw))
-        if context == .greeting || (builder.greeting == nil && builder.steps.isEmpty && code != nil) {
+        if context == .greeting {
             builder.greeting = reply
             builder.greetingDelay = Self.seconds(from: builder.info.start, to: time)
+            return
+        }
+        if builder.greeting == nil, builder.steps.isEmpty {
+            // The capture began mid-session: this answers a command it never saw.
+            builder.earlyReplies += 1
             return
         }
         guard code != nil, !builder.awaiting.isEmpty else {
@@ -205,6 +212,9 @@ public final class ScenarioRecorder: SessionObserver {
 
     func scenario(_ builder: Builder, summary: SessionSummary, reason: SessionEndReason, time: Timestamp) -> Scenario {
         var notes = builder.notes
+        if builder.earlyReplies > 0 {
+            notes.insert("the capture began mid-session: \(builder.earlyReplies) repl\(builder.earlyReplies == 1 ? "y" : "ies") to commands sent before it were left out", at: 0)
+        }
         var steps = builder.steps
         // A step the server never answered: the server dropped the connection, or the capture
         // ended first. It becomes the last step, with `fault: drop`.
@@ -262,13 +272,5 @@ public final class ScenarioRecorder: SessionObserver {
             description: "Recorded by smtptape from \(file): \(info.client) -> \(info.server), \(messages) message\(messages == 1 ? "" : "s").",
             origin: origin,
             sessions: [session])
-    }
-}
-
-extension String {
-    var trimmingTrailingNewlines: String {
-        var text = self
-        while text.last == "\n" || text.last == "\r" || text.last == "\r\n" { text.removeLast() }
-        return text
     }
 }

@@ -19,8 +19,8 @@ public final class MessageFileWriter: SessionObserver {
 
     let directory: String
     var session = 0
-    var open: (descriptor: Int32, path: String, atLineStart: Bool)?
-    var openSession = 0
+    /// The message file open in each session: sessions overlap in time, and so do their messages.
+    var open: [Int: (descriptor: Int32, path: String)] = [:]
     var buffer: [UInt8] = []
     public private(set) var written: [String] = []
     public private(set) var error: WriteError?
@@ -28,30 +28,26 @@ public final class MessageFileWriter: SessionObserver {
     /// Creates the folder if needed.
     public init(directory: String) throws(WriteError) {
         self.directory = directory
-        var info = stat()
-        if stat(directory, &info) == 0 {
-            guard info.st_mode & S_IFMT == S_IFDIR else { throw WriteError(description: "\(directory): exists and is not a folder") }
-        } else {
-            var path = ""
-            for component in directory.split(separator: "/", omittingEmptySubsequences: false) {
-                path += (path.isEmpty && !directory.hasPrefix("/") ? "" : (path == "/" ? "" : "/")) + component
-                if path.isEmpty { path = "/"; continue }
-                if mkdir(path, 0o755) != 0, errno != EEXIST {
-                    throw WriteError(description: "\(directory): cannot create folder: \(String(cString: strerror(errno)))")
-                }
-            }
+        do {
+            try OutputFolder.create(directory)
+        } catch {
+            throw WriteError(description: error.description)
         }
     }
 
-    func fileName(session: Int, message: Int, complete: Bool) -> String {
+    deinit {
+        for file in open.values { close(file.descriptor) }
+    }
+
+    static func fileName(session: Int, message: Int, complete: Bool) -> String {
         let s = String(session), m = String(message)
         return "session-" + String(repeating: "0", count: max(0, 4 - s.count)) + s
             + "-message-" + String(repeating: "0", count: max(0, 2 - m.count)) + m
             + (complete ? ".eml" : ".incomplete.eml")
     }
 
-    func write(_ bytes: UnsafeRawBufferPointer) {
-        guard let file = open, let base = bytes.baseAddress else { return }
+    func write(_ bytes: UnsafeRawBufferPointer, to file: (descriptor: Int32, path: String)) {
+        guard let base = bytes.baseAddress else { return }
         var offset = 0
         while offset < bytes.count {
             let result = Glibc.write(file.descriptor, base + offset, bytes.count - offset)
@@ -64,39 +60,44 @@ public final class MessageFileWriter: SessionObserver {
         }
     }
 
+    /// The open file of the current session's message, created on its first bytes.
+    func file(message: Int) -> (descriptor: Int32, path: String)? {
+        if let file = open[session] { return file }
+        let path = directory + "/" + Self.fileName(session: session, message: message, complete: false)
+        let descriptor = Glibc.open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        guard descriptor >= 0 else {
+            error = WriteError(description: "\(path): cannot create: \(String(cString: strerror(errno)))")
+            return nil
+        }
+        open[session] = (descriptor, path)
+        return (descriptor, path)
+    }
+
     public func sessionStarted(_ info: SessionInfo) { session = info.id }
     public func select(session id: Int) { session = id }
-    public func sessionEnded(_ info: SessionInfo, summary: SessionSummary, reason: SessionEndReason, time: Timestamp) {}
+
+    public func sessionEnded(_ info: SessionInfo, summary: SessionSummary, reason: SessionEndReason, time: Timestamp) {
+        // The dialogue ends every message it began; this only guards against a file left open.
+        if let file = open.removeValue(forKey: info.id) { close(file.descriptor) }
+    }
 
     public func messageData(_ raw: UnsafeRawBufferPointer, message: Int, transfer: MessageTransfer, atLineStart: Bool, time: Timestamp) {
-        if open == nil || openSession != session {
-            let path = directory + "/" + fileName(session: session, message: message, complete: false)
-            let descriptor = Glibc.open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-            guard descriptor >= 0 else {
-                error = WriteError(description: "\(path): cannot create: \(String(cString: strerror(errno)))")
-                return
-            }
-            open = (descriptor, path, true)
-            openSession = session
-        }
+        guard let file = file(message: message) else { return }
         if transfer == .data {
             buffer.removeAll(keepingCapacity: true)
             DotStuffing.unstuff(raw, atLineStart: atLineStart, into: &buffer)
-            buffer.withUnsafeBytes { write($0) }
+            buffer.withUnsafeBytes { write($0, to: file) }
         } else {
-            write(raw)
+            write(raw, to: file)
         }
     }
 
     public func messageEnd(_ raw: UnsafeRawBufferPointer, message: Int, transfer: MessageTransfer, size: Int, complete: Bool, time: Timestamp) {
-        if open == nil {
-            // An empty message (`BDAT 0 LAST`, or DATA with nothing before the dot) is still a message.
-            messageData(UnsafeRawBufferPointer(start: nil, count: 0), message: message, transfer: transfer, atLineStart: true, time: time)
-        }
-        guard let file = open else { return }
+        // An empty message (`BDAT 0 LAST`, or DATA with nothing before the dot) is still a message.
+        guard let file = file(message: message) else { return }
         close(file.descriptor)
-        open = nil
-        let finalPath = directory + "/" + fileName(session: session, message: message, complete: complete)
+        open[session] = nil
+        let finalPath = directory + "/" + Self.fileName(session: session, message: message, complete: complete)
         if finalPath != file.path { rename(file.path, finalPath) }
         written.append(finalPath)
     }

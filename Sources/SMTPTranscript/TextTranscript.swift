@@ -36,6 +36,8 @@ public final class TextTranscriptRenderer: SessionObserver {
         var bodyBytes = 0
         var bodyLines = 0
         var lastDataTime = Timestamp(nanoseconds: 0)
+        /// Set once part of the session was written before it ended (it grew past ``spillSize``).
+        var spilled = false
 
         init(info: SessionInfo) { self.info = info }
     }
@@ -157,6 +159,49 @@ public final class TextTranscriptRenderer: SessionObserver {
     func endLine(_ session: SessionText) {
         paint(session.body, .reset)
         session.body.append(0x0A)
+        if session.body.count > Self.spillSize { spill(session) }
+    }
+
+    /// Sessions are held until they end so that they do not interleave; one that grows past this
+    /// is written out in parts instead, so that memory stays bounded.
+    static let spillSize = 4 << 20
+
+    func spill(_ session: SessionText) {
+        writeHeader(session, end: nil, part: true)
+        output.append(session.body.bytes)
+        session.body.removeAll()
+        session.body.shrink(to: 1 << 16)
+        session.spilled = true
+    }
+
+    func writeHeader(_ session: SessionText, end: Timestamp?, part: Bool) {
+        let info = session.info
+        let header = scratch
+        header.removeAll()
+        paint(header, .bold)
+        header.append("== session ")
+        header.appendDecimal(info.id)
+        if part { header.append(" (part, continued below)") } else if session.spilled { header.append(" (end)") }
+        header.append(": ")
+        header.append(info.client)
+        header.append(" -> ")
+        header.append(info.server)
+        header.append(", ")
+        var start: [UInt8] = []
+        info.start.appendRFC3339(to: &start)
+        header.append(start)
+        if let end {
+            header.append(", ")
+            Self.appendSeconds(end.nanoseconds - info.start.nanoseconds, to: header)
+            header.append(" s")
+        }
+        header.append(" (")
+        header.append(info.source)
+        header.append(0x29)
+        if !info.handshakeSeen { header.append(" [began before the capture]") }
+        paint(header, .reset)
+        header.append(0x0A)
+        output.append(header.bytes)
     }
 
     /// Writes each line of `raw` with the tag.
@@ -219,29 +264,9 @@ public final class TextTranscriptRenderer: SessionObserver {
         if current === session { current = nil }
         marker(session, time: time, reason.phrase)
         // Written as bytes: this runs once per session, and captures hold tens of thousands.
-        let header = scratch
-        header.removeAll()
-        paint(header, .bold)
-        header.append("== session ")
-        header.appendDecimal(info.id)
-        header.append(": ")
-        header.append(info.client)
-        header.append(" -> ")
-        header.append(info.server)
-        header.append(", ")
-        var start: [UInt8] = []
-        info.start.appendRFC3339(to: &start)
-        header.append(start)
-        header.append(", ")
-        Self.appendSeconds(time.nanoseconds - info.start.nanoseconds, to: header)
-        header.append(" s (")
-        header.append(info.source)
-        header.append(0x29)
-        if !info.handshakeSeen { header.append(" [began before the capture]") }
-        paint(header, .reset)
-        header.append(0x0A)
-        output.append(header.bytes)
+        writeHeader(session, end: time, part: false)
         output.append(session.body.bytes)
+        let header = scratch
         header.removeAll()
         paint(header, .bold)
         header.append("== summary: ")
@@ -380,6 +405,12 @@ public final class TextTranscriptRenderer: SessionObserver {
         while start < bytes.count {
             guard let newline = UnsafeRawBufferPointer(rebasing: bytes[start...]).firstIndex(of: 0x0A) else {
                 session.partialLine.append(contentsOf: bytes[start...])
+                if session.partialLine.count > SMTPLimits.unterminatedLineCap {
+                    // Binary data with no line breaks: show it in pieces rather than hold it all.
+                    let piece = session.partialLine
+                    session.partialLine.removeAll(keepingCapacity: false)
+                    piece.withUnsafeBytes { messageLine($0, session: session, time: time) }
+                }
                 return
             }
             let end = start + newline + 1

@@ -2,6 +2,7 @@ import ArgumentParser
 import SMTPCapture
 import SMTPCore
 import SMTPScenario
+import SMTPTranscript
 
 #if canImport(Glibc)
 import Glibc
@@ -76,55 +77,12 @@ struct Extract: ParsableCommand {
     }
 }
 
-/// A folder that files are written into, and nothing outside it: names are checked to be
-/// plain file names.
-struct OutputFolder {
-    struct Failure: Error, CustomStringConvertible { var description: String }
-
-    let path: String
-
-    init(path: String) throws(Failure) {
-        self.path = path
-        var info = stat()
-        if stat(path, &info) == 0 {
-            guard info.st_mode & S_IFMT == S_IFDIR else { throw Failure(description: "\(path): exists and is not a folder") }
-            return
-        }
-        var partial = path.hasPrefix("/") ? "" : "."
-        for component in path.split(separator: "/") {
-            partial += "/" + component
-            if mkdir(partial, 0o755) != 0, errno != EEXIST {
-                throw Failure(description: "\(path): cannot create folder: \(String(cString: strerror(errno)))")
-            }
-        }
-    }
-
-    /// Writes `text` to `name` inside the folder; returns the path.
-    func write(_ text: String, to name: String) throws(Failure) -> String {
-        precondition(!name.contains("/") && name != "." && name != "..", "file names come from safeName")
-        let target = path + "/" + name
-        guard let file = fopen(target, "wb") else { throw Failure(description: "\(target): cannot create: \(String(cString: strerror(errno)))") }
-        defer { fclose(file) }
-        var text = text
-        let ok = text.withUTF8 { fwrite($0.baseAddress, 1, $0.count, file) == $0.count }
-        guard ok else { throw Failure(description: "\(target): cannot write") }
-        return target
-    }
-
+extension OutputFolder {
     static func baseName(_ path: String) -> String { path.split(separator: "/").last.map(String.init) ?? path }
 
     static func stem(_ path: String) -> String {
         let base = baseName(path)
         if let dot = base.lastIndex(of: "."), dot != base.startIndex { return String(base[..<dot]) }
         return base
-    }
-
-    /// Letters, digits, `.`, `-` and `_` only; anything else becomes `_`; never empty or dot-led.
-    static func safeName(_ text: String) -> String {
-        var name = String(text.unicodeScalars.map { scalar -> Character in
-            scalar.isASCII && (scalar.properties.isAlphabetic || ("0"..."9").contains(Character(scalar)) || "._-".unicodeScalars.contains(scalar)) ? Character(scalar) : "_"
-        })
-        while name.hasPrefix(".") { name = "_" + name.dropFirst() }
-        return name.isEmpty ? "capture" : String(name.prefix(100))
     }
 }
