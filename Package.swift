@@ -1,11 +1,6 @@
 // swift-tools-version: 6.0
 import PackageDescription
 
-/// The capture hot path mutates per-session state held by classes; with dynamic exclusivity
-/// checks on, those accesses cost about a tenth of the run time. Release builds turn them off;
-/// debug builds (and so the test suite) keep them on.
-let hotPathSettings: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
-
 let package = Package(
     name: "smtptape",
     platforms: [.macOS(.v13)],
@@ -23,8 +18,8 @@ let package = Package(
     targets: [
         // The SMTP grammar: commands, replies, capabilities, dot-stuffing, limits and the
         // dialogue state machine. No I/O; shared by capture, transcripts and (later) replay and proxy.
-        .target(name: "SMTPCore", dependencies: ["CSMTPScan"], swiftSettings: hotPathSettings),
-        // memmem, which Swift's Glibc module does not expose.
+        .target(name: "SMTPCore", dependencies: ["CSMTPScan"]),
+        // Byte kernels in C: the SSE2 scan for "\n." in message data, and base64.
         .target(name: "CSMTPScan"),
         // libpcap, kept in one leaf target.
         .systemLibrary(
@@ -33,9 +28,9 @@ let package = Package(
             providers: [.apt(["libpcap-dev"]), .brew(["libpcap"])]
         ),
         // Reading captures: link/IP/TCP decoding, TCP reassembly, SMTP dialogue extraction.
-        .target(name: "SMTPCapture", dependencies: ["SMTPCore", "CPcap"], swiftSettings: hotPathSettings),
+        .target(name: "SMTPCapture", dependencies: ["SMTPCore", "CPcap"]),
         // Rendering dialogues: readable text, JSON Lines, .eml files.
-        .target(name: "SMTPTranscript", dependencies: ["SMTPCore"], swiftSettings: hotPathSettings),
+        .target(name: "SMTPTranscript", dependencies: ["SMTPCore"]),
         // Scenarios: the model, its YAML format (reader with positions, canonical writer), matchers,
         // and the bridges from captured dialogues and to transcripts.
         .target(name: "SMTPScenario", dependencies: ["SMTPCore", .product(name: "Yams", package: "Yams")]),

@@ -76,73 +76,63 @@ public struct ExtractionProgress: Sendable {
 /// read in order with session numbers running on; connections do not span files.
 public final class SMTPExtractor {
     let options: ExtractionOptions
-    let observer: any SessionObserver
-    let ports: PortSet
+    var state: FlowState
     public var progress: ((ExtractionProgress) -> Void)?
 
-    var table = FlowTable()
-    var connections: [Connection] = []
-    var freeSlots: [Int] = []
     /// The number the next session gets (settable, to run on from sessions read elsewhere).
-    public var nextSessionID = 1
-    var selectedSession = 0
-    /// Connections closed or reset, in order, waiting out ``linger``; `generation` tells a slot's
-    /// later occupant from the one queued.
-    var closingQueue: [(slot: Int, generation: Int)] = []
-    var closingHead = 0
-    var nextGeneration = 0
-    var lastIdleCheck = Timestamp(nanoseconds: 0)
-    var currentFile = ""
-    var report = FileReport(file: "")
+    public var nextSessionID: Int {
+        get { state.nextSessionID }
+        set { state.nextSessionID = newValue }
+    }
+
 
     public init(options: ExtractionOptions = ExtractionOptions(), observer: any SessionObserver) {
         self.options = options
-        self.observer = observer
-        self.ports = PortSet(options.extraPorts)
+        self.state = FlowState(options: options, observer: observer)
     }
 
     /// The number of sessions reported so far.
-    public var sessionCount: Int { nextSessionID - 1 }
+    public var sessionCount: Int { state.nextSessionID - 1 }
 
     /// Reads one capture file to its end (or to the point where it is damaged) and ends every
     /// connection still open. Returns what was found; a file that cannot be opened or is not a
     /// capture comes back with ``FileReport/error`` set and nothing read.
     public func read(file path: String) -> FileReport {
-        currentFile = path
-        report = FileReport(file: path)
+        state.currentFile = path
+        state.report = FileReport(file: path)
         let pcap: PcapFile
         do {
             pcap = try PcapFile(path: path)
             if let filter = options.filter { try pcap.setFilter(filter) }
         } catch {
-            report.error = error
-            return report
+            state.report.error = error
+            return state.report
         }
         let fileSize = Self.fileSize(path)
         var lastTime = Timestamp(nanoseconds: 0)
         loop: while true {
             switch pcap.next() {
             case .packet(let packet):
-                handle(packet)
+                state.handle(packet)
                 lastTime = packet.time
-                if report.packets & 0xFFFF == 0, let progress {
-                    progress(ExtractionProgress(file: path, bytesRead: pcap.offset, fileSize: fileSize, packets: report.packets))
+                if state.report.packets & 0xFFFF == 0, let progress {
+                    progress(ExtractionProgress(file: path, bytesRead: pcap.offset, fileSize: fileSize, packets: state.report.packets))
                 }
             case .end:
                 break loop
             case .error(let message):
-                if message.contains("different from the type of the first interface"), report.packets == 0 {
+                if message.contains("different from the type of the first interface"), state.report.packets == 0 {
                     // libpcap cannot read pcapng files whose interfaces differ in link type; our own reader can.
                     readWithBlockReader(path: path, fileSize: fileSize)
-                    return report
+                    return state.report
                 }
-                report.error = CaptureError(kind: .damaged, file: path, packet: report.packets + 1, message: Self.describeDamage(message))
-                endAll(reason: .fileDamaged, time: lastTime)
-                return report
+                state.report.error = CaptureError(kind: .damaged, file: path, packet: state.report.packets + 1, message: Self.describeDamage(message))
+                state.endAll(reason: .fileDamaged, time: lastTime)
+                return state.report
             }
         }
-        endAll(reason: .captureEnded, time: lastTime)
-        return report
+        state.endAll(reason: .captureEnded, time: lastTime)
+        return state.report
     }
 
     func readWithBlockReader(path: String, fileSize: Int) {
@@ -150,7 +140,7 @@ public final class SMTPExtractor {
         do {
             reader = try PcapngReader(path: path, filter: options.filter)
         } catch {
-            report.error = error
+            state.report.error = error
             return
         }
         defer { reader.close() }
@@ -158,17 +148,17 @@ public final class SMTPExtractor {
         while true {
             do throws(PcapngReader.ReadError) {
                 let more = try reader.next { packet, passes in
-                    if passes { handle(packet) } else { report.packets += 1 }
+                    if passes { state.handle(packet) } else { state.report.packets += 1 }
                     lastTime = packet.time
                 }
                 if !more { break }
             } catch {
-                report.error = CaptureError(kind: .damaged, file: path, packet: report.packets + 1, message: error.message)
-                endAll(reason: .fileDamaged, time: lastTime)
+                state.report.error = CaptureError(kind: .damaged, file: path, packet: state.report.packets + 1, message: error.message)
+                state.endAll(reason: .fileDamaged, time: lastTime)
                 return
             }
         }
-        endAll(reason: .captureEnded, time: lastTime)
+        state.endAll(reason: .captureEnded, time: lastTime)
     }
 
     static func describeDamage(_ libpcapMessage: String) -> String {
@@ -183,10 +173,39 @@ public final class SMTPExtractor {
         return stat(path, &info) == 0 ? Int(info.st_size) : 0
     }
 
+}
+
+/// Everything the extractor changes per packet, in one struct mutated in place: one access to
+/// it per packet from the class, instead of a checked access for each field.
+struct FlowState {
+    let options: ExtractionOptions
+    let observer: any SessionObserver
+    let ports: PortSet
+    var table = FlowTable()
+    var connections: [Connection] = []
+    var freeSlots: [Int] = []
+    /// The number the next session gets (settable, to run on from sessions read elsewhere).
+    var nextSessionID = 1
+    var selectedSession = 0
+    /// Connections closed or reset, in order, waiting out ``linger``; `generation` tells a slot's
+    /// later occupant from the one queued.
+    var closingQueue: [(slot: Int, generation: Int)] = []
+    var closingHead = 0
+    var nextGeneration = 0
+    var lastIdleCheck = Timestamp(nanoseconds: 0)
+    var currentFile = ""
+    var report = FileReport(file: "")
+
+    init(options: ExtractionOptions, observer: any SessionObserver) {
+        self.options = options
+        self.observer = observer
+        self.ports = PortSet(options.extraPorts)
+    }
+
     // MARK: Packets
 
     @inline(__always)
-    func handle(_ packet: CapturedPacket) {
+    mutating func handle(_ packet: CapturedPacket) {
         report.packets += 1
         let segment: TCPSegment
         switch PacketDecoder.decode(packet.bytes, linkType: packet.linkType) {
@@ -249,7 +268,7 @@ public final class SMTPExtractor {
     var clock = Timestamp(nanoseconds: Int64.min / 2)
     var unconfirmedJump: Timestamp?
 
-    func advanceClock(to time: Timestamp) {
+    mutating func advanceClock(to time: Timestamp) {
         let limit = Int64(options.idleTimeout * 1_000_000_000)
         if clock.nanoseconds == Int64.min / 2 || (time > clock && time.nanoseconds - clock.nanoseconds <= limit) {
             clock = max(clock, time)
@@ -264,7 +283,7 @@ public final class SMTPExtractor {
         }
     }
 
-    func open(_ segment: TCPSegment, time: Timestamp) -> Int {
+    mutating func open(_ segment: TCPSegment, time: Timestamp) -> Int {
         var connection = Connection(key: segment.key, first: segment, time: time, smtpPorts: ports)
         nextGeneration += 1
         connection.generation = nextGeneration
@@ -283,7 +302,7 @@ public final class SMTPExtractor {
     }
 
     @inline(__always)
-    func process(_ segment: TCPSegment, slot: Int, time: Timestamp) {
+    mutating func process(_ segment: TCPSegment, slot: Int, time: Timestamp) {
         connections[slot].lastSeen = time
         if connections[slot].kind != .smtp || connections[slot].sessionID == 0 {
             if segment.isSYN, !segment.hasACK, connections[slot].clientISN == nil {
@@ -326,13 +345,13 @@ public final class SMTPExtractor {
     /// made on several CPUs store some packets after later ones.
     static let linger: Int64 = 2_000_000_000
 
-    func close(slot: Int, reason: SessionEndReason, time: Timestamp) {
+    mutating func close(slot: Int, reason: SessionEndReason, time: Timestamp) {
         connections[slot].closing = reason
         connections[slot].closedAt = time
         closingQueue.append((slot, connections[slot].generation))
     }
 
-    func startSession(slot: Int) {
+    mutating func startSession(slot: Int) {
         let clientIsA = connections[slot].clientIsA ?? true
         connections[slot].streamA.side = clientIsA ? .client : .server
         connections[slot].streamB.side = clientIsA ? .server : .client
@@ -354,7 +373,7 @@ public final class SMTPExtractor {
         observer.select(session: info.id)
     }
 
-    func end(slot: Int, reason: SessionEndReason, time: Timestamp) {
+    mutating func end(slot: Int, reason: SessionEndReason, time: Timestamp) {
         if let session = connections[slot].session {
             if session.id != selectedSession {
                 selectedSession = session.id
@@ -366,7 +385,7 @@ public final class SMTPExtractor {
         forget(slot: slot)
     }
 
-    func forget(slot: Int) {
+    mutating func forget(slot: Int) {
         table.remove(connections[slot].key)
         connections[slot].live = false
         connections[slot].dialogue = SMTPDialogue()
@@ -377,7 +396,7 @@ public final class SMTPExtractor {
         freeSlots.append(slot)
     }
 
-    func expireIdle(now: Timestamp) {
+    mutating func expireIdle(now: Timestamp) {
         lastIdleCheck = now
         let limit = Int64(options.idleTimeout * 1_000_000_000)
         for slot in connections.indices where connections[slot].live && now.nanoseconds - connections[slot].lastSeen.nanoseconds > limit {
@@ -386,7 +405,7 @@ public final class SMTPExtractor {
     }
 
     /// Ends every open connection, oldest session first.
-    func endAll(reason: SessionEndReason, time: Timestamp) {
+    mutating func endAll(reason: SessionEndReason, time: Timestamp) {
         let open = connections.indices.filter { connections[$0].live }
             .map { (slot: $0, id: connections[$0].sessionID == 0 ? Int.max : connections[$0].sessionID) }
             .sorted { $0.id < $1.id }.map(\.slot)

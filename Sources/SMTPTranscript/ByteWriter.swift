@@ -13,61 +13,74 @@ import Darwin
 /// around a hundred instructions per call in checks, which for JSON and text output was a
 /// fifth of the run time. Here an append is a capacity compare and a `memcpy`.
 public final class ByteWriter {
-    public private(set) var count = 0
-    private var capacity: Int
-    private var base: UnsafeMutablePointer<UInt8>
-
-    public init(capacity: Int = 256) {
-        self.capacity = max(16, capacity)
-        base = .allocate(capacity: self.capacity)
+    /// The buffer's fields live behind a pointer: accesses to a class's stored properties are
+    /// checked for exclusivity at run time, which on this path cost more than the appends.
+    struct State {
+        var base: UnsafeMutablePointer<UInt8>
+        var count: Int
+        var capacity: Int
     }
 
-    deinit { base.deallocate() }
+    private let state: UnsafeMutablePointer<State>
+
+    public init(capacity: Int = 256) {
+        let capacity = max(16, capacity)
+        state = .allocate(capacity: 1)
+        state.initialize(to: State(base: .allocate(capacity: capacity), count: 0, capacity: capacity))
+    }
+
+    deinit {
+        state.pointee.base.deallocate()
+        state.deinitialize(count: 1)
+        state.deallocate()
+    }
+
+    public var count: Int { state.pointee.count }
 
     /// The bytes written so far (valid until the next write).
-    public var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: count) }
+    public var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: state.pointee.base, count: state.pointee.count) }
 
-    public var isEmpty: Bool { count == 0 }
+    public var isEmpty: Bool { state.pointee.count == 0 }
 
-    public func removeAll() { count = 0 }
+    public func removeAll() { state.pointee.count = 0 }
 
     /// Frees a large buffer once it is no longer needed (a session with a huge message).
     public func shrink(to limit: Int) {
-        guard capacity > limit else { return }
-        base.deallocate()
-        capacity = limit
-        base = .allocate(capacity: limit)
-        count = 0
+        guard state.pointee.capacity > limit else { return }
+        state.pointee.base.deallocate()
+        state.pointee.base = .allocate(capacity: limit)
+        state.pointee.capacity = limit
+        state.pointee.count = 0
     }
 
     @inline(__always)
     func reserve(_ extra: Int) {
-        if count + extra > capacity { grow(to: count + extra) }
+        if state.pointee.count + extra > state.pointee.capacity { grow(to: state.pointee.count + extra) }
     }
 
     @inline(never)
     private func grow(to needed: Int) {
-        let newCapacity = max(capacity * 2, needed)
+        let newCapacity = max(state.pointee.capacity * 2, needed)
         let newBase = UnsafeMutablePointer<UInt8>.allocate(capacity: newCapacity)
-        newBase.update(from: base, count: count)
-        base.deallocate()
-        base = newBase
-        capacity = newCapacity
+        newBase.update(from: state.pointee.base, count: state.pointee.count)
+        state.pointee.base.deallocate()
+        state.pointee.base = newBase
+        state.pointee.capacity = newCapacity
     }
 
     @inline(__always)
     public func append(_ byte: UInt8) {
         reserve(1)
-        base[count] = byte
-        count += 1
+        state.pointee.base[state.pointee.count] = byte
+        state.pointee.count += 1
     }
 
     @inline(__always)
     public func append(_ bytes: UnsafeRawBufferPointer) {
         guard let source = bytes.baseAddress, !bytes.isEmpty else { return }
         reserve(bytes.count)
-        memcpy(base + count, source, bytes.count)
-        count += bytes.count
+        memcpy(state.pointee.base + state.pointee.count, source, bytes.count)
+        state.pointee.count += bytes.count
     }
 
     public func append(_ bytes: [UInt8]) {
@@ -97,18 +110,19 @@ public final class ByteWriter {
         while rest > 0 { digits += 1; rest /= 10 }
         reserve(digits)
         var remaining = value
+        let base = state.pointee.base, count = state.pointee.count
         for index in stride(from: count + digits - 1, through: count, by: -1) {
             base[index] = UInt8(0x30 + remaining % 10)
             remaining /= 10
         }
-        count += digits
+        state.pointee.count += digits
     }
 
     /// Standard base64 with padding (RFC 4648).
     public func appendBase64(_ bytes: UnsafeRawBufferPointer) {
         guard let source = bytes.baseAddress, !bytes.isEmpty else { return }
         reserve((bytes.count + 2) / 3 * 4)
-        count += smtp_base64_encode(source, bytes.count, base + count)
+        state.pointee.count += smtp_base64_encode(source, bytes.count, state.pointee.base + state.pointee.count)
     }
 
     /// `bytes` as the inside of a JSON string: escaped as RFC 8259 requires, valid UTF-8 kept,

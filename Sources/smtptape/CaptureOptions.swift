@@ -43,11 +43,11 @@ struct CaptureOptions: ParsableArguments {
         for capture in captures {
             if scenarios, ScenarioFiles.isScenario(capture) {
                 let result = ScenarioReader.read(file: capture)
-                messages += result.diagnostics.map { "smtptape: " + $0.description }
+                messages += result.diagnostics.map(\.description)
                 if let scenario = result.scenario {
                     extractor.nextSessionID += ScenarioPlayback.render(scenario, source: capture, firstSessionID: extractor.nextSessionID, into: observer)
                 } else {
-                    status = max(status, 2)
+                    status = max(status, result.unreadable ? 2 : 1)
                 }
                 continue
             }

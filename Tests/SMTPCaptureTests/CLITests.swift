@@ -156,11 +156,13 @@ import Testing
         try Data("version: 1\nname: x\nsessions:\n- greeting: 220 hi\n  steps:\n  - client: NOOP\n    replly: 250 ok\n".utf8).write(to: bad)
         let result = try cli.smtptape(["check", bad.path])
         #expect(result.status == 1)
-        #expect(result.text.contains("\(bad.path):7:5: unknown field 'replly'; did you mean 'reply'?"))
-        #expect(result.text.contains("\(bad.path):6:5: missing 'reply'"))
+        #expect(result.stderr.contains("\(bad.path):7:5: unknown field 'replly'; did you mean 'reply'?\n"))
+        #expect(result.stderr.contains("\(bad.path):6:5: missing 'reply'"))
+        #expect(result.stderr.hasSuffix("smtptape: 2 problems in 1 file\n"))
+        #expect(result.text.isEmpty)
         let missing = try cli.smtptape(["check", "/nonexistent.yaml"])
         #expect(missing.status == 2)
-        #expect(missing.text == "/nonexistent.yaml:1:1: no such file\n")
+        #expect(missing.stderr.hasPrefix("/nonexistent.yaml:1:1: no such file\n"))
     }
 
     @Test func formatRewritesIntoCanonicalForm() throws {

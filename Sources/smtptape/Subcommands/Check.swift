@@ -5,8 +5,9 @@ struct Check: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Check scenario files and report each problem as file:line:column: message.",
         discussion: """
-            Exit status 0 when every file is a valid scenario, 1 when problems were found, 2 when \
-            a file could not be read as a scenario at all (missing, over the 16 MiB limit, not text).
+            Problems go to standard error, one per line, as file:line:column: message. Exit status \
+            0 when every file is a valid scenario, 1 when problems were found, 2 when a file could \
+            not be read as a scenario at all (missing, over the 16 MiB limit, not text).
 
             Example:
               smtptape check Scenarios/*.yaml
@@ -25,7 +26,8 @@ struct Check: ParsableCommand {
         var problems = 0
         for file in files {
             let result = ScenarioReader.read(file: file)
-            for diagnostic in result.diagnostics { print(diagnostic.description) }
+            // Compiler style on standard error, so that editors and CI annotations pick them up.
+            for diagnostic in result.diagnostics { Standard.error(diagnostic.description) }
             problems += result.diagnostics.count
             if result.unreadable { status = 2 } else if !result.diagnostics.isEmpty { status = max(status, 1) }
         }

@@ -37,7 +37,7 @@ struct Format: ParsableCommand {
         for file in files {
             let result = ScenarioReader.read(file: file)
             guard let scenario = result.scenario else {
-                for diagnostic in result.diagnostics { Standard.error("smtptape: " + diagnostic.description) }
+                for diagnostic in result.diagnostics { Standard.error(diagnostic.description) }
                 status = max(status, result.unreadable ? 2 : 1)
                 continue
             }
