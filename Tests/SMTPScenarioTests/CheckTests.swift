@@ -1,4 +1,5 @@
 import Foundation
+import SMTPCore
 @testable import SMTPScenario
 import Testing
 
@@ -51,6 +52,40 @@ import Testing
         let result = ScenarioReader.parse(bytes: bytes, file: "junk.yaml")
         #expect(result.scenario == nil)
         #expect(result.diagnostics.contains { "\($0.line):\($0.column)" == position && $0.message.contains(message) }, "\(result.diagnostics)")
+    }
+
+    @Test func aliasesThatExpandBeyondTheBudgetAreRefused() {
+        // 64 KiB of text, aliased 40 x 40 times: 100 MiB once expanded, from a 70 KB file.
+        var yaml = "version: 1\nname: bomb\nsessions:\n- greeting: 220 hi\n  steps: &steps\n  - message: &m \"" + String(repeating: "x", count: 65536) + "\"\n    reply: 250 ok\n"
+        for _ in 0..<39 { yaml += "  - message: *m\n    reply: 250 ok\n" }
+        for _ in 0..<39 { yaml += "- greeting: 220 hi\n  steps: *steps\n" }
+        let start = ContinuousClock.now
+        let result = ScenarioReader.parse(yaml, file: "bomb.yaml")
+        #expect(result.scenario == nil)
+        #expect(result.diagnostics.contains { $0.message.contains("expands to more than") })
+        #expect(ContinuousClock.now - start < .seconds(30))
+    }
+
+    @Test func valuesThatWouldBreakPlaybackAreProblems() {
+        let yaml = """
+            version: 1
+            name: x
+            origin:
+              start: 2026-01-01T00:00:.Z
+            sessions:
+            - greeting: 220 hi
+              steps:
+              - message: |
+                  a
+                via: BDAT
+                chunks: [-3, 10]
+                reply: 250 ok
+
+            """
+        let result = ScenarioReader.parse(yaml, file: "x.yaml")
+        #expect(result.diagnostics.map { "\($0.line):\($0.column)" } == ["4:10", "11:14"])
+        #expect(ScenarioPlayback.parseTime("999999999-01-01T00:00:00Z") == nil)
+        #expect(ScenarioPlayback.parseTime("2026-11-29T01:37:40.030560Z") == Timestamp(seconds: 1_795_916_260, nanoseconds: 30_560_000))
     }
 
     @Test func didYouMean() {

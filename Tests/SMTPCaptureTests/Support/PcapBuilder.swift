@@ -148,3 +148,36 @@ struct Conversation {
         pcap.segment(from: client, to: server, seq: clientSeq, ack: serverSeq, flags: PcapBuilder.ack)
     }
 }
+
+extension PcapBuilder {
+    /// The frames written so far, with their timestamps (microseconds) and the builder's link type.
+    var frames: [(micros: UInt64, link: Int, bytes: [UInt8])] {
+        records.map { record in
+            let seconds = UInt64(record[0]) | UInt64(record[1]) << 8 | UInt64(record[2]) << 16 | UInt64(record[3]) << 24
+            let fraction = UInt64(record[4]) | UInt64(record[5]) << 8 | UInt64(record[6]) << 16 | UInt64(record[7]) << 24
+            return (seconds * 1_000_000 + fraction, link.rawValue, Array(record[16...]))
+        }
+    }
+
+    /// A pcapng file with one interface per builder (each its own link type), packets in time order.
+    static func pcapng(_ builders: [PcapBuilder], simpleBlockLength: Int? = nil) -> [UInt8] {
+        func le16(_ v: Int) -> [UInt8] { [UInt8(v & 0xFF), UInt8(v >> 8 & 0xFF)] }
+        func le32(_ v: Int) -> [UInt8] { [UInt8(v & 0xFF), UInt8(v >> 8 & 0xFF), UInt8(v >> 16 & 0xFF), UInt8(v >> 24 & 0xFF)] }
+        func block(_ type: Int, _ body: [UInt8]) -> [UInt8] {
+            let padded = body + Array(repeating: 0, count: (4 - body.count % 4) % 4)
+            return le32(type) + le32(padded.count + 12) + padded + le32(padded.count + 12)
+        }
+        var out = block(0x0A0D_0D0A, [0x4D, 0x3C, 0x2B, 0x1A] + le16(1) + le16(0) + Array(repeating: 0xFF, count: 8))
+        for builder in builders {
+            out += block(1, le16(builder.link.rawValue) + le16(0) + le32(65535))
+        }
+        let packets = builders.enumerated().flatMap { index, builder in builder.frames.map { (index, $0) } }.sorted { $0.1.micros < $1.1.micros }
+        for (interface, frame) in packets {
+            out += block(6, le32(interface) + le32(Int(frame.micros >> 32)) + le32(Int(frame.micros & 0xFFFF_FFFF)) + le32(frame.bytes.count) + le32(frame.bytes.count) + frame.bytes)
+        }
+        if let simpleBlockLength {
+            out += le32(3) + le32(simpleBlockLength) + Array(repeating: 0, count: max(0, simpleBlockLength - 8))
+        }
+        return out
+    }
+}
