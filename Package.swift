@@ -33,7 +33,7 @@ let package = Package(
         .target(name: "SMTPTranscript", dependencies: ["SMTPCore"]),
         // Scenarios: the model, its YAML format (reader with positions, canonical writer), matchers,
         // and the bridges from captured dialogues and to transcripts.
-        .target(name: "SMTPScenario", dependencies: ["SMTPCore", .product(name: "Yams", package: "Yams")]),
+        .target(name: "SMTPScenario", dependencies: ["SMTPCore", "CSMTPScan", .product(name: "Yams", package: "Yams")]),
         .executableTarget(
             name: "smtptape",
             dependencies: [

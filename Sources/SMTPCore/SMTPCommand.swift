@@ -75,14 +75,6 @@ public enum SMTPVerb: Hashable, Sendable {
         self = array.withUnsafeBytes { SMTPVerb(bytes: $0) }
     }
 
-    /// Whether RFC 2920 lets a client send further commands before this one is answered.
-    /// (EHLO, DATA, VRFY, EXPN, TURN, QUIT, NOOP and AUTH end a pipelined group.)
-    public var canBeFollowedInPipeline: Bool {
-        switch self {
-        case .mail, .rcpt, .rset, .bdat: true
-        default: false
-        }
-    }
 }
 
 /// One command line as the client sent it, split into verb and argument.

@@ -136,7 +136,6 @@ public struct SessionSummary: Sendable, Hashable {
     public var encryptedClient = 0
     public var encryptedServer = 0
     public var gapBytes = 0
-    public var flaggedLines = 0
 
     public init() {}
 }
@@ -680,7 +679,6 @@ public struct SMTPDialogue {
         } else if code != nil {
             flags.insert(.unsolicited)
         }
-        if !flags.isEmpty { summary.flaggedLines += 1 }
         if let code { summary.lastReplyCode = code }
         observer.reply(raw, lineCount: lineCount, code: code, context: context, flags: flags, time: time)
         guard let code else { return }
@@ -820,14 +818,8 @@ public struct SMTPDialogue {
         return true
     }
 
-    /// A line without its CR LF / LF.
     @inline(__always)
-    static func lineContent(_ raw: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer {
-        var end = raw.count
-        if end > 0, raw[end - 1] == 0x0A { end -= 1 }
-        if end > 0, raw[end - 1] == 0x0D { end -= 1 }
-        return UnsafeRawBufferPointer(rebasing: raw[0..<end])
-    }
+    static func lineContent(_ raw: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer { SMTPLine.content(raw) }
 
     /// A TLS handshake record header: content type 22, version 3.x.
     static func looksLikeTLSRecord(_ bytes: UnsafeRawBufferPointer) -> Bool {

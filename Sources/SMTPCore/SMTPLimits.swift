@@ -2,6 +2,22 @@
 ///
 /// smtptape records what real peers send, so these limits are *flagged* when exceeded
 /// (see ``LineFlags/overLength``), never enforced by dropping bytes.
+/// Lines as SMTP frames them.
+public enum SMTPLine {
+    /// A line without its line ending (CRLF, or a bare LF).
+    @inline(__always)
+    public static func content(_ raw: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer {
+        var end = raw.count
+        if end > 0, raw[end - 1] == 0x0A { end -= 1 }
+        if end > 0, raw[end - 1] == 0x0D { end -= 1 }
+        return UnsafeRawBufferPointer(rebasing: raw[0..<end])
+    }
+
+    public static func content(_ line: [UInt8]) -> [UInt8] {
+        line.withUnsafeBytes { Array(content($0)) }
+    }
+}
+
 public enum SMTPLimits {
     /// A command line, including the verb and CRLF (RFC 5321 4.5.3.1.4).
     public static let commandLine = 512

@@ -32,21 +32,13 @@ extension Scenario.Step {
         return MessageNormalizer.normalize(message) == MessageNormalizer.normalize(client)
     }
 
-    static func content(_ line: [UInt8]) -> [UInt8] {
-        var bytes = line
-        if bytes.last == 0x0A { bytes.removeLast() }
-        if bytes.last == 0x0D { bytes.removeLast() }
-        return bytes
-    }
+    static func content(_ line: [UInt8]) -> [UInt8] { SMTPLine.content(line) }
 
-    /// The line with its first word (the verb) upper-cased.
+    /// The line with its verb (as ``SMTPCommand/verbEnd(_:)`` finds it) upper-cased.
     static func foldVerb(_ line: [UInt8]) -> [UInt8] {
         var bytes = line
-        var index = 0
-        while index < bytes.count, bytes[index] != 0x20 {
-            if (0x61...0x7A).contains(bytes[index]) { bytes[index] -= 0x20 }
-            index += 1
-        }
+        let end = line.withUnsafeBytes { SMTPCommand.verbEnd($0) }
+        for index in 0..<end where (0x61...0x7A).contains(bytes[index]) { bytes[index] -= 0x20 }
         return bytes
     }
 

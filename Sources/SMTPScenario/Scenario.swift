@@ -167,12 +167,7 @@ public struct Scenario: Hashable, Sendable {
             fault != nil || (verb == .quit && reply != nil)
         }
 
-        static func lineContent(_ raw: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer {
-            var end = raw.count
-            if end > 0, raw[end - 1] == 0x0A { end -= 1 }
-            if end > 0, raw[end - 1] == 0x0D { end -= 1 }
-            return UnsafeRawBufferPointer(rebasing: raw[0..<end])
-        }
+        static func lineContent(_ raw: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer { SMTPLine.content(raw) }
     }
 
     /// How a client line is compared.

@@ -1,3 +1,4 @@
+import CSMTPScan
 import SMTPCore
 import Yams
 
@@ -127,23 +128,12 @@ public enum ScenarioWriter {
 
 /// Standard base64 (RFC 4648) for scenario fields.
 enum Base64 {
-    static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
-
+    /// The same encoder the transcripts use (`CSMTPScan`).
     static func encode(_ bytes: [UInt8]) -> String {
-        var out: [UInt8] = []
-        out.reserveCapacity((bytes.count + 2) / 3 * 4)
-        var index = 0
-        while index < bytes.count {
-            let b0 = Int(bytes[index])
-            let b1 = index + 1 < bytes.count ? Int(bytes[index + 1]) : 0
-            let b2 = index + 2 < bytes.count ? Int(bytes[index + 2]) : 0
-            out.append(alphabet[b0 >> 2])
-            out.append(alphabet[(b0 & 3) << 4 | b1 >> 4])
-            out.append(index + 1 < bytes.count ? alphabet[(b1 & 15) << 2 | b2 >> 6] : 0x3D)
-            out.append(index + 2 < bytes.count ? alphabet[b2 & 63] : 0x3D)
-            index += 3
+        guard !bytes.isEmpty else { return "" }
+        return String(unsafeUninitializedCapacity: (bytes.count + 2) / 3 * 4) { out in
+            bytes.withUnsafeBytes { smtp_base64_encode($0.baseAddress!, bytes.count, out.baseAddress!) }
         }
-        return String(decoding: out, as: UTF8.self)
     }
 
     /// Decodes standard base64; `nil` for anything else (wrong characters, bad padding).

@@ -123,13 +123,7 @@ public final class JSONTranscriptWriter: SessionObserver {
         }
     }
 
-    /// A line without its CR LF / LF.
-    static func content(_ raw: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer {
-        var end = raw.count
-        if end > 0, raw[end - 1] == 0x0A { end -= 1 }
-        if end > 0, raw[end - 1] == 0x0D { end -= 1 }
-        return UnsafeRawBufferPointer(rebasing: raw[0..<end])
-    }
+    static func content(_ raw: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer { SMTPLine.content(raw) }
 
     // MARK: SessionObserver
 
@@ -208,36 +202,28 @@ public final class JSONTranscriptWriter: SessionObserver {
         optionalInteger("code", code)
         field("lines")
         out.append(0x5B)
+        // `lines` holds each line's text after its code, as the reply grammar reads it.
         var start = 0
+        var firstText: ByteString?
         while start < raw.count {
             var end = start
             while end < raw.count, raw[end] != 0x0A { end += 1 }
             let next = min(end + 1, raw.count)
             if start > 0 { out.append(0x2C) }
             out.append(0x22)
-            var text = Self.content(UnsafeRawBufferPointer(rebasing: raw[start..<next]))
-            // `lines` holds each line's text, after the code and its separator.
-            if code != nil, text.count >= 3 {
-                text = UnsafeRawBufferPointer(rebasing: text[((text.count > 3 && (text[3] == 0x20 || text[3] == 0x2D)) ? 4 : 3)...])
-            }
-            out.appendJSONEscaped(text)
+            let line = SMTPReplyLine(line: UnsafeRawBufferPointer(rebasing: raw[start..<next]))
+            if firstText == nil { firstText = line.text }
+            line.text.bytes.withUnsafeBytes { out.appendJSONEscaped($0) }
             out.append(0x22)
             start = next
         }
         out.append(0x5D)
-        if code != nil, let status = EnhancedStatusCode(prefixOf: Self.firstLineText(raw)) {
+        if code != nil, let text = firstText, let status = EnhancedStatusCode(prefixOf: text.bytes) {
             string("enhanced_code", status.description)
         }
         if context != .none { string("answers", context.label) }
         self.flags(flags)
         end()
-    }
-
-    static func firstLineText(_ raw: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer {
-        guard raw.count > 4 else { return UnsafeRawBufferPointer(start: nil, count: 0) }
-        var end = 4
-        while end < raw.count, raw[end] != 0x0D, raw[end] != 0x0A { end += 1 }
-        return UnsafeRawBufferPointer(rebasing: raw[4..<end])
     }
 
     public func authResponse(_ raw: UnsafeRawBufferPointer, secret: Range<Int>?, flags: LineFlags, time: Timestamp) {

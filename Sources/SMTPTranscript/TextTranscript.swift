@@ -80,13 +80,6 @@ public final class TextTranscriptRenderer: SessionObserver {
         text.append(0x6D)
     }
 
-    /// `+1.234` seconds since the session began.
-    static func seconds(_ nanoseconds: Int64) -> String {
-        let millis = max(0, nanoseconds) / 1_000_000
-        let fraction = String(millis % 1000)
-        return "\(millis / 1000)." + String(repeating: "0", count: 3 - fraction.count) + fraction
-    }
-
     func prefix(_ session: SessionText, time: Timestamp, tag: StaticString, colour: Colour) {
         paint(session.body, .dim)
         // `    +1.234`, right-aligned in ten columns, written as bytes (this runs for every line).

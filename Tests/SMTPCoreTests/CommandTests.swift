@@ -73,12 +73,6 @@ struct VerbTests {
     func unknownName() {
         #expect(SMTPVerb.unknown("xclient").name == "xclient")
     }
-
-    @Test("RFC 2920: only MAIL, RCPT, RSET and BDAT may be followed within a pipelined group", arguments: SMTPVerb.known + [.unknown("XCLIENT")])
-    func pipelining(_ verb: SMTPVerb) {
-        let followable: Set<SMTPVerb> = [.mail, .rcpt, .rset, .bdat]
-        #expect(verb.canBeFollowedInPipeline == followable.contains(verb))
-    }
 }
 
 // MARK: Command lines

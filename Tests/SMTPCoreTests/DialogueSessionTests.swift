@@ -66,7 +66,6 @@ struct DialogueSessionTests {
         #expect(summary.tls == nil)
         #expect(summary.authMechanism == nil)
         #expect(summary.gapBytes == 0)
-        #expect(summary.flaggedLines == 0)
         #expect(!t.dialogue.isEncrypted)
     }
 
