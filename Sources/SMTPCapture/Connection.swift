@@ -32,6 +32,23 @@ struct Connection {
     /// stored late, then ends with this reason.
     var closing: SessionEndReason?
     var closedAt = Timestamp(nanoseconds: 0)
+    /// The handshake's round trip, when it was seen: SYN to SYN-ACK (captured near the client) or
+    /// SYN-ACK to ACK (near the server), whichever is longer.
+    var synTime: Timestamp?
+    var synAckTime: Timestamp?
+    var roundTrip: Int64?
+
+    /// Notes the handshake's packets to measure its round trip.
+    mutating func observeHandshake(_ segment: TCPSegment, time: Timestamp) {
+        if segment.isSYN, !segment.hasACK {
+            synTime = time
+        } else if segment.isSYN {
+            synAckTime = time
+        } else if let synAck = synAckTime, roundTrip == nil, segment.hasACK {
+            let first = synTime.map { synAck.nanoseconds - $0.nanoseconds } ?? 0
+            roundTrip = max(first, time.nanoseconds - synAck.nanoseconds)
+        }
+    }
     /// Tells this connection from a later one in the same slot.
     var generation = 0
 

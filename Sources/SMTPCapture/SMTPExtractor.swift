@@ -238,7 +238,7 @@ struct FlowState {
                 closingHead += 1
                 continue
             }
-            guard time.nanoseconds - connections[slot].closedAt.nanoseconds > Self.linger else { break }
+            guard time.nanoseconds - connections[slot].closedAt.nanoseconds > Self.linger(connections[slot].roundTrip) else { break }
             closingHead += 1
             end(slot: slot, reason: reason, time: connections[slot].closedAt)
         }
@@ -304,6 +304,9 @@ struct FlowState {
     @inline(__always)
     mutating func process(_ segment: TCPSegment, slot: Int, time: Timestamp) {
         connections[slot].lastSeen = time
+        if connections[slot].roundTrip == nil, segment.payloadLength == 0 {
+            connections[slot].observeHandshake(segment, time: time)
+        }
         if connections[slot].kind != .smtp || connections[slot].sessionID == 0 {
             if segment.isSYN, !segment.hasACK, connections[slot].clientISN == nil {
                 connections[slot].clientISN = segment.sequence
@@ -335,15 +338,21 @@ struct FlowState {
             return
         }
         if segment.isRST {
+            // Captures made on several CPUs can store the last data after the reset: wait a little.
             close(slot: slot, reason: .reset(by: connections[slot].side(forward: segment.forward)), time: time)
         } else if connections[slot].isClosed {
-            close(slot: slot, reason: .closed, time: time)
+            // Both FINs are in sequence: nothing new can belong to this connection.
+            end(slot: slot, reason: .closed, time: time)
         }
     }
 
-    /// How long (in capture time) a closed or reset connection still takes packets: captures
-    /// made on several CPUs store some packets after later ones.
-    static let linger: Int64 = 2_000_000_000
+    /// How long (in capture time) a reset connection still takes packets: what the peer had in
+    /// flight when the reset came arrives within a round trip, and captures made on several CPUs
+    /// store some packets late. Twice the handshake's round trip, 10 ms to 2 s; 2 s without one.
+    static func linger(_ roundTrip: Int64?) -> Int64 {
+        guard let roundTrip else { return 2_000_000_000 }
+        return max(10_000_000, min(2_000_000_000, 2 * roundTrip))
+    }
 
     mutating func close(slot: Int, reason: SessionEndReason, time: Timestamp) {
         connections[slot].closing = reason
