@@ -4,12 +4,32 @@
 #include <emmintrin.h>
 #endif
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+// Thirty-two positions at a time, where the CPU has AVX2 (checked once, at run time).
+__attribute__((target("avx2")))
+static const void *find_newline_dot_avx2(const unsigned char *p, size_t length) {
+    size_t i = 0;
+    const __m256i newline = _mm256_set1_epi8('\n');
+    const __m256i dot = _mm256_set1_epi8('.');
+    for (; i + 33 <= length; i += 32) {
+        __m256i here = _mm256_loadu_si256((const __m256i *)(p + i));
+        __m256i next = _mm256_loadu_si256((const __m256i *)(p + i + 1));
+        unsigned mask = (unsigned)_mm256_movemask_epi8(_mm256_and_si256(_mm256_cmpeq_epi8(here, newline), _mm256_cmpeq_epi8(next, dot)));
+        if (mask) return p + i + __builtin_ctz(mask);
+    }
+    for (; i + 1 < length; i++) {
+        if (p[i] == '\n' && p[i + 1] == '.') return p + i;
+    }
+    return NULL;
+}
+#endif
+
 // Finds "\n." sixteen positions at a time: one unaligned load for the LFs and one, a byte later,
 // for the dots (glibc's memmem is several times slower for this two-byte needle).
-const void *smtp_find_newline_dot(const void *haystack, size_t length) {
-    const unsigned char *p = haystack;
+static const void *find_newline_dot_sse2(const unsigned char *p, size_t length) {
     size_t i = 0;
-    if (length < 2) return NULL;
 #if defined(__SSE2__)
     const __m128i newline = _mm_set1_epi8('\n');
     const __m128i dot = _mm_set1_epi8('.');
@@ -24,6 +44,16 @@ const void *smtp_find_newline_dot(const void *haystack, size_t length) {
         if (p[i] == '\n' && p[i + 1] == '.') return p + i;
     }
     return NULL;
+}
+
+const void *smtp_find_newline_dot(const void *haystack, size_t length) {
+    if (length < 2) return NULL;
+#if defined(__x86_64__)
+    static int has_avx2 = -1;
+    if (has_avx2 < 0) has_avx2 = __builtin_cpu_supports("avx2") ? 1 : 0;
+    if (has_avx2) return find_newline_dot_avx2(haystack, length);
+#endif
+    return find_newline_dot_sse2(haystack, length);
 }
 
 static const char base64_alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";

@@ -98,12 +98,21 @@ public final class SMTPExtractor {
     /// connection still open. Returns what was found; a file that cannot be opened or is not a
     /// capture comes back with ``FileReport/error`` set and nothing read.
     public func read(file path: String) -> FileReport {
+        // The state moves out of the object for the length of the file: a local is checked for
+        // exclusive access when compiled, a stored property at every packet when run.
+        var local = state
+        state = FlowState(options: options, observer: local.observer)
+        defer { state = local }
+        return Self.read(file: path, state: &local, progress: progress)
+    }
+
+    static func read(file path: String, state: inout FlowState, progress: ((ExtractionProgress) -> Void)?) -> FileReport {
         state.currentFile = path
         state.report = FileReport(file: path)
         let pcap: PcapFile
         do {
             pcap = try PcapFile(path: path)
-            if let filter = options.filter { try pcap.setFilter(filter) }
+            if let filter = state.options.filter { try pcap.setFilter(filter) }
         } catch {
             state.report.error = error
             return state.report
@@ -123,7 +132,7 @@ public final class SMTPExtractor {
             case .error(let message):
                 if message.contains("different from the type of the first interface"), state.report.packets == 0 {
                     // libpcap cannot read pcapng files whose interfaces differ in link type; our own reader can.
-                    readWithBlockReader(path: path, fileSize: fileSize)
+                    readWithBlockReader(path: path, state: &state)
                     return state.report
                 }
                 state.report.error = CaptureError(kind: .damaged, file: path, packet: state.report.packets + 1, message: Self.describeDamage(message))
@@ -135,10 +144,10 @@ public final class SMTPExtractor {
         return state.report
     }
 
-    func readWithBlockReader(path: String, fileSize: Int) {
+    static func readWithBlockReader(path: String, state: inout FlowState) {
         var reader: PcapngReader
         do {
-            reader = try PcapngReader(path: path, filter: options.filter)
+            reader = try PcapngReader(path: path, filter: state.options.filter)
         } catch {
             state.report.error = error
             return

@@ -5,7 +5,7 @@
 /// Lines as SMTP frames them.
 public enum SMTPLine {
     /// A line without its line ending (CRLF, or a bare LF).
-    @inline(__always)
+    @inlinable @inline(__always)
     public static func content(_ raw: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer {
         var end = raw.count
         if end > 0, raw[end - 1] == 0x0A { end -= 1 }

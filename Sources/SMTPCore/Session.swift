@@ -35,10 +35,11 @@ public enum SessionEndReason: Sendable, Hashable {
     /// The capture file is damaged after this point.
     case fileDamaged
 
-    public var name: String {
+    public var name: StaticString {
         switch self {
         case .closed: "closed"
-        case .reset(let side): "reset_by_\(side.name)"
+        case .reset(.client): "reset_by_client"
+        case .reset(.server): "reset_by_server"
         case .captureEnded: "capture_ended"
         case .idle: "idle_timeout"
         case .fileDamaged: "file_damaged"
@@ -46,10 +47,11 @@ public enum SessionEndReason: Sendable, Hashable {
     }
 
     /// Words for people.
-    public var phrase: String {
+    public var phrase: StaticString {
         switch self {
         case .closed: "connection closed"
-        case .reset(let side): "connection reset by the \(side.name)"
+        case .reset(.client): "connection reset by the client"
+        case .reset(.server): "connection reset by the server"
         case .captureEnded: "capture ended with the connection open"
         case .idle: "connection idle, flushed"
         case .fileDamaged: "capture file damaged, session cut short"

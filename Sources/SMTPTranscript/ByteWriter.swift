@@ -198,3 +198,30 @@ enum UTF8Validation {
         return length
     }
 }
+
+/// RFC 3339 times (`2026-11-29T01:27:53.123456Z`) written into a ``ByteWriter``. The text up to
+/// the seconds changes once a second, so it is kept and only the fraction is written anew.
+struct RFC3339Writer {
+    var second = Int64.min
+    var prefix: [UInt8] = []
+
+    mutating func append(_ time: Timestamp, to out: ByteWriter) {
+        let seconds = time.seconds
+        if seconds != second {
+            prefix.removeAll(keepingCapacity: true)
+            Timestamp(seconds: seconds, nanoseconds: 0).appendRFC3339(to: &prefix)
+            prefix.removeLast(8)  // ".000000Z"
+            second = seconds
+        }
+        out.append(prefix)
+        var micros = Int((time.nanoseconds - seconds * 1_000_000_000) / 1000)
+        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) = (0x2E, 0, 0, 0, 0, 0, 0, 0x5A)
+        withUnsafeMutableBytes(of: &digits) { bytes in
+            for index in stride(from: 6, through: 1, by: -1) {
+                bytes[index] = UInt8(0x30 + micros % 10)
+                micros /= 10
+            }
+            out.append(UnsafeRawBufferPointer(bytes))
+        }
+    }
+}

@@ -17,30 +17,10 @@ public final class JSONTranscriptWriter: SessionObserver {
 
     // MARK: Building a line
 
-    /// The RFC 3339 text up to the seconds changes once a second: it is kept and reused.
-    var cachedSecond = Int64.min
-    var cachedPrefix: [UInt8] = []
+    var rfc3339 = RFC3339Writer()
 
     @inline(__always)
-    func appendTime(_ time: Timestamp) {
-        let second = time.seconds
-        if second != cachedSecond {
-            cachedPrefix.removeAll(keepingCapacity: true)
-            Timestamp(seconds: second, nanoseconds: 0).appendRFC3339(to: &cachedPrefix)
-            cachedPrefix.removeLast(8)  // ".000000Z": the fraction is written per event
-            cachedSecond = second
-        }
-        out.append(cachedPrefix)
-        var micros = Int((time.nanoseconds - second * 1_000_000_000) / 1000)
-        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) = (0x2E, 0, 0, 0, 0, 0, 0, 0x5A)
-        withUnsafeMutableBytes(of: &digits) { bytes in
-            for index in stride(from: 6, through: 1, by: -1) {
-                bytes[index] = UInt8(0x30 + micros % 10)
-                micros /= 10
-            }
-            out.append(UnsafeRawBufferPointer(bytes))
-        }
-    }
+    func appendTime(_ time: Timestamp) { rfc3339.append(time, to: out) }
 
     @inline(__always)
     func begin(_ type: StaticString, time: Timestamp, from side: Side?) {
@@ -143,7 +123,10 @@ public final class JSONTranscriptWriter: SessionObserver {
     public func sessionEnded(_ info: SessionInfo, summary: SessionSummary, reason: SessionEndReason, time: Timestamp) {
         session = info.id
         begin("session_end", time: time, from: nil)
-        string("reason", reason.name)
+        field("reason")
+        out.append(0x22)
+        out.append(reason.name)
+        out.append(0x22)
         field("duration")
         TextTranscriptRenderer.appendSeconds(time.nanoseconds - info.start.nanoseconds, to: out)
         field("mail_from")

@@ -56,6 +56,7 @@ public final class TextTranscriptRenderer: SessionObserver {
     var current: SessionText?
     /// A reused buffer for headers and summaries.
     let scratch = ByteWriter(capacity: 1024)
+    var rfc3339 = RFC3339Writer()
 
     public init(output: ByteOutput, data: DataDisplay = .headers, showSecrets: Bool = false, colour: Bool = false) {
         self.output = output
@@ -180,9 +181,7 @@ public final class TextTranscriptRenderer: SessionObserver {
         header.append(" -> ")
         header.append(info.server)
         header.append(", ")
-        var start: [UInt8] = []
-        info.start.appendRFC3339(to: &start)
-        header.append(start)
+        rfc3339.append(info.start, to: header)
         if let end {
             header.append(", ")
             Self.appendSeconds(end.nanoseconds - info.start.nanoseconds, to: header)
@@ -212,6 +211,12 @@ public final class TextTranscriptRenderer: SessionObserver {
     }
 
     func marker(_ session: SessionText, time: Timestamp, _ text: String) {
+        prefix(session, time: time, tag: "-- ", colour: .marker)
+        session.body.append(text)
+        endLine(session)
+    }
+
+    func marker(_ session: SessionText, time: Timestamp, _ text: StaticString) {
         prefix(session, time: time, tag: "-- ", colour: .marker)
         session.body.append(text)
         endLine(session)
@@ -441,7 +446,15 @@ public final class TextTranscriptRenderer: SessionObserver {
         }
         switch data {
         case .none:
-            marker(session, time: time, "message \(message): \(size) bytes via \(transfer.name)" + (complete ? "" : ", incomplete"))
+            // Built as bytes: this runs for every message.
+            prefix(session, time: time, tag: "-- ", colour: .marker)
+            session.body.append("message ")
+            session.body.appendDecimal(message)
+            session.body.append(": ")
+            session.body.appendDecimal(size)
+            session.body.append(transfer == .data ? " bytes via DATA" : " bytes via BDAT")
+            if !complete { session.body.append(", incomplete") }
+            endLine(session)
         case .headers:
             if session.bodyLines > 0 || !complete {
                 marker(session, time: time, "message \(message) body: \(session.bodyLines) lines, \(session.bodyBytes) bytes (--data full shows it)" + (complete ? "" : "; incomplete"))

@@ -148,8 +148,8 @@ struct NameTests {
         #expect(MessageTransfer.data.name == "DATA")
         #expect(MessageTransfer.bdat.name == "BDAT")
         let reasons: [SessionEndReason] = [.closed, .reset(by: .client), .reset(by: .server), .captureEnded, .idle, .fileDamaged]
-        #expect(reasons.map(\.name) == ["closed", "reset_by_client", "reset_by_server", "capture_ended", "idle_timeout", "file_damaged"])
-        #expect(SessionEndReason.reset(by: .server).phrase == "connection reset by the server")
-        #expect(Set(reasons.map(\.phrase)).count == reasons.count)
+        #expect(reasons.map { "\($0.name)" } == ["closed", "reset_by_client", "reset_by_server", "capture_ended", "idle_timeout", "file_damaged"])
+        #expect("\(SessionEndReason.reset(by: .server).phrase)" == "connection reset by the server")
+        #expect(Set(reasons.map { "\($0.phrase)" }).count == reasons.count)
     }
 }

@@ -3,7 +3,7 @@
 #include <stddef.h>
 
 /// The first occurrence of "\n." in [haystack, haystack+length), or NULL.
-/// Vectorised with SSE2 where available.
+/// Vectorised: AVX2 where the CPU has it (checked at run time), SSE2 otherwise.
 const void *smtp_find_newline_dot(const void *haystack, size_t length);
 
 
