@@ -697,9 +697,9 @@ public struct SMTPDialogue {
         case .command(.bdat) where endsMessage:
             // The reply to the LAST chunk ends the message's transaction.
             summary.messageReplyCodes.append(code)
-        case _ where code == 334 && clientMode == .command:
-            // A challenge with no AUTH seen (the capture began mid-exchange): the client's next
-            // line is a response, and a secret.
+        case .none where code == 334 && clientMode == .command:
+            // A challenge no command was waiting for (the capture began mid-exchange): the
+            // client's next line is a response, and a secret.
             clientMode = .auth(expectingResponse: true)
         case .command(.auth), .authResponse:
             // Only a client waiting in the AUTH exchange changes state: a stray reply must not

@@ -213,7 +213,9 @@ public final class ScenarioRecorder: SessionObserver {
     func scenario(_ builder: Builder, summary: SessionSummary, reason: SessionEndReason, time: Timestamp) -> Scenario {
         var notes = builder.notes
         if builder.earlyReplies > 0 {
-            notes.insert("the capture began mid-session: \(builder.earlyReplies) repl\(builder.earlyReplies == 1 ? "y" : "ies") to commands sent before it were left out", at: 0)
+            notes.insert(builder.earlyReplies == 1
+                ? "the capture began mid-session: 1 reply to a command sent before it was left out"
+                : "the capture began mid-session: \(builder.earlyReplies) replies to commands sent before it were left out", at: 0)
         }
         var steps = builder.steps
         // A step the server never answered: the server dropped the connection, or the capture
