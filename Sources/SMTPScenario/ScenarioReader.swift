@@ -356,16 +356,8 @@ struct Walker {
             implicitTLS = string(tls, key: "tls") == "implicit"
             if !implicitTLS { report(tls, "'tls' of a session must be one of implicit") }
         }
-        var greeting: Scenario.Reply?
-        if pairs["greeting"] != nil, pairs["greeting-base64"] != nil {
-            report(pairs.keys["greeting-base64"], "a session has only one of greeting, greeting-base64")
-        } else if let text = pairs["greeting"] {
-            greeting = reply(text, key: "greeting")
-        } else if let raw = pairs["greeting-base64"] {
-            greeting = base64(raw, key: "greeting-base64").map { Scenario.Reply(bytes: $0) }
-        } else {
-            report(node, "missing 'greeting'")
-        }
+        let (greetingGiven, greeting) = replyField(pairs, "greeting", in: "a session")
+        if !greetingGiven { report(node, "missing 'greeting'") }
         var steps: [Scenario.Step] = []
         if let stepsNode = pairs["steps"], let items = sequence(stepsNode, key: "steps") {
             var ended: Node?
@@ -479,14 +471,8 @@ struct Walker {
             }
         }
         let fault = pairs["fault"].flatMap { choice($0, key: "fault", Scenario.Fault.self, allowed: Scenario.Fault.allCases.map(\.rawValue)) }
-        var reply: Scenario.Reply?
-        if pairs["reply"] != nil, pairs["reply-base64"] != nil {
-            report(pairs.keys["reply-base64"], "a step has only one of reply, reply-base64")
-        } else if let text = pairs["reply"] {
-            reply = self.reply(text, key: "reply")
-        } else if let raw = pairs["reply-base64"] {
-            reply = base64(raw, key: "reply-base64").map { Scenario.Reply(bytes: $0) }
-        } else if fault != .drop {
+        let (replyGiven, reply) = replyField(pairs, "reply", in: "a step")
+        if !replyGiven, fault != .drop {
             report(node, "missing 'reply' (a step without a reply needs 'fault: drop')")
         }
         if fault == .drop, let replyKey = pairs.keys["reply"] ?? pairs.keys["reply-base64"] {
@@ -516,19 +502,25 @@ struct Walker {
         for key in pairs.order where !["reply", "reply-base64", "delay", "fault", "note"].contains(key) {
             report(pairs.keys[key], "'\(key)' does not apply to a step that is only a reply")
         }
-        var reply: Scenario.Reply?
-        if pairs["reply"] != nil, pairs["reply-base64"] != nil {
-            report(pairs.keys["reply-base64"], "a step has only one of reply, reply-base64")
-        } else if let text = pairs["reply"] {
-            reply = self.reply(text, key: "reply")
-        } else if let raw = pairs["reply-base64"] {
-            reply = base64(raw, key: "reply-base64").map { Scenario.Reply(bytes: $0) }
-        }
+        let (_, reply) = replyField(pairs, "reply", in: "a step")
         let fault = pairs["fault"].flatMap { choice($0, key: "fault", Scenario.Fault.self, allowed: [Scenario.Fault.partial.rawValue]) }
         guard let reply else { return nil }
         return Scenario.Step(kind: .unsolicited, client: [], reply: reply,
                              delay: pairs["delay"].flatMap { seconds($0, key: "delay") }, fault: fault,
                              note: pairs["note"].flatMap { string($0, key: "note") })
+    }
+
+    /// `key` (a reply written as lines) or `key-base64` (its exact bytes), one of the two; whether
+    /// either was given, and the reply if it is valid.
+    mutating func replyField(_ pairs: Pairs, _ key: String, in what: String) -> (given: Bool, reply: Scenario.Reply?) {
+        let base64Key = key + "-base64"
+        if pairs[key] != nil, pairs[base64Key] != nil {
+            report(pairs.keys[base64Key], "\(what) has only one of \(key), \(base64Key)")
+            return (true, nil)
+        }
+        if let text = pairs[key] { return (true, reply(text, key: key)) }
+        if let raw = pairs[base64Key] { return (true, base64(raw, key: base64Key).map { Scenario.Reply(bytes: $0) }) }
+        return (false, nil)
     }
 
     /// A reply written as lines: each must start with the same three-digit code, with `-` after
