@@ -97,17 +97,16 @@ enum Standard {
 }
 
 enum ScenarioFiles {
-    /// Scenario files by their extension, or by not starting with a pcap or pcapng magic number.
+    /// Scenario files by their extension (`.yaml`, `.yml`), or by starting as smtptape writes
+    /// them (`version:`); anything else is read as a capture.
     static func isScenario(_ path: String) -> Bool {
         let lower = path.lowercased()
         if lower.hasSuffix(".yaml") || lower.hasSuffix(".yml") { return true }
         if lower.hasSuffix(".pcap") || lower.hasSuffix(".pcapng") || lower.hasSuffix(".cap") { return false }
         guard let file = fopen(path, "rb") else { return false }
         defer { fclose(file) }
-        var magic = [UInt8](repeating: 0, count: 4)
-        guard fread(&magic, 1, 4, file) == 4 else { return false }
-        let known: [[UInt8]] = [[0xA1, 0xB2, 0xC3, 0xD4], [0xD4, 0xC3, 0xB2, 0xA1], [0xA1, 0xB2, 0x3C, 0x4D], [0x4D, 0x3C, 0xB2, 0xA1], [0x0A, 0x0D, 0x0D, 0x0A]]
-        if known.contains(magic) { return false }
-        return Array("vers".utf8) == magic || Array("name".utf8) == magic || magic.first == 0x23 || magic.first == 0x2D
+        var start = [UInt8](repeating: 0, count: 8)
+        guard fread(&start, 1, 8, file) == 8 else { return false }
+        return start == Array("version:".utf8)
     }
 }
