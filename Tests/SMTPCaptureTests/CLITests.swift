@@ -111,7 +111,7 @@ import Testing
     }
 
     @Test func helpHasExamples() throws {
-        for command in ["transcript", "messages"] {
+        for command in ["transcript", "messages", "extract", "check", "format"] {
             let result = try smtptape([command, "--help"])
             #expect(result.status == 0)
             #expect(result.text.contains("Example"))

@@ -62,7 +62,7 @@ import Testing
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("eml-\(UUID().uuidString)/a/b")
         defer { try? FileManager.default.removeItem(at: folder.deletingLastPathComponent().deletingLastPathComponent()) }
         let writer = try MessageFileWriter(directory: folder.path)
-        let info = SessionInfo(id: 7, client: "a", server: "b", start: Timestamp(nanoseconds: 0), source: "../../etc/passwd", handshakeSeen: true)
+        let info = SessionInfo(id: 7, client: "a", server: "b", start: Timestamp(nanoseconds: 0), source: "mail.pcap", handshakeSeen: true)
         let time = Timestamp(nanoseconds: 0)
         writer.sessionStarted(info)
         Array("Subject: x\r\n\r\n..dot\r\n".utf8).withUnsafeBytes {
