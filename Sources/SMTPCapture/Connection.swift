@@ -96,8 +96,7 @@ struct Connection {
     }
 
     static func startsWithReplyCode(_ bytes: UnsafeRawBufferPointer) -> Bool {
-        guard bytes.count >= 4, SMTPReplyLine.code(bytes) != nil else { return false }
-        return bytes[3] == 0x20 || bytes[3] == 0x2D || bytes[3] == 0x0D || bytes[3] == 0x0A
+        bytes.count >= 4 && SMTPReplyLine.beginsReply(bytes)
     }
 
     /// FTP servers greet with 220 too (`220 ProFTPD Server`, `220 (vsFTPd 3.0.3)`); on a port that

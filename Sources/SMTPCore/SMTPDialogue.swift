@@ -811,7 +811,7 @@ public struct SMTPDialogue {
     static func startsLine(_ line: UnsafeRawBufferPointer, side: Side) -> Bool {
         let content = lineContent(line)
         if side == .server {
-            return SMTPReplyLine.code(content) != nil && (content.count == 3 || content[3] == 0x20 || content[3] == 0x2D)
+            return SMTPReplyLine.beginsReply(content)
         }
         let verbEnd = SMTPCommand.verbEnd(content)
         if case .unknown = SMTPVerb(bytes: UnsafeRawBufferPointer(rebasing: content[0..<verbEnd])) { return false }

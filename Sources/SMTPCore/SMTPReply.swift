@@ -55,6 +55,12 @@ public struct SMTPReplyLine: Hashable, Sendable {
         return Int(a) * 100 + Int(b) * 10 + Int(c)
     }
 
+    /// Whether bytes begin a reply line: a code, then a space, `-`, or the end of the line.
+    public static func beginsReply(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        guard code(bytes) != nil else { return false }
+        return bytes.count == 3 || bytes[3] == 0x20 || bytes[3] == 0x2D || bytes[3] == 0x0D || bytes[3] == 0x0A
+    }
+
     /// Canonical wire form with CRLF.
     public var encoded: [UInt8] {
         guard let code else { return text.bytes + [0x0D, 0x0A] }
