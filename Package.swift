@@ -14,13 +14,29 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
     ],
     targets: [
-        // The SMTP grammar: commands, replies, capabilities, dot-stuffing, limits and the
-        // dialogue state machine. No I/O; shared by capture, transcripts and (later) replay and proxy.
-        .target(name: "SMTPCore", dependencies: ["CSMTPScan"]),
-        // Byte kernels in C: the SSE2 scan for "\n." in message data, and base64.
+        // The SMTP grammar: commands, replies, capabilities, dot-stuffing, base64, limits and the
+        // dialogue state machine. No I/O; shared by capture, transcripts, scenarios, replay and proxy.
+        .target(name: "SMTPCore", dependencies: [
+            "CSMTPScan",
+            .product(name: "DequeModule", package: "swift-collections"),
+        ]),
+        // Byte kernels in C: the vectorised scan for "\n." in message data, and base64.
         .target(name: "CSMTPScan"),
+        // Files: reading inputs once (pipes included) while hashing them, and writing into an
+        // output folder without following links or replacing files by surprise. The only place
+        // with platform-specific code.
+        .target(name: "SMTPFiles", dependencies: [
+            "CInputStream",
+            .product(name: "SystemPackage", package: "swift-system"),
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
+        // A C stream over any input, for libpcap (fopencookie / funopen).
+        .target(name: "CInputStream"),
         // libpcap, kept in one leaf target.
         .systemLibrary(
             name: "CPcap",
@@ -28,23 +44,26 @@ let package = Package(
             providers: [.apt(["libpcap-dev"]), .brew(["libpcap"])]
         ),
         // Reading captures: link/IP/TCP decoding, TCP reassembly, SMTP dialogue extraction.
-        .target(name: "SMTPCapture", dependencies: ["SMTPCore", "CPcap"]),
+        .target(name: "SMTPCapture", dependencies: [
+            "SMTPCore", "SMTPFiles", "CPcap",
+            .product(name: "HeapModule", package: "swift-collections"),
+        ]),
         // Rendering dialogues: readable text, JSON Lines, .eml files.
-        .target(name: "SMTPTranscript", dependencies: ["SMTPCore"]),
+        .target(name: "SMTPTranscript", dependencies: ["SMTPCore", "SMTPFiles", "CSMTPScan"]),
         // Scenarios: the model, its YAML format (reader with positions, canonical writer), matchers,
         // and the bridges from captured dialogues and to transcripts.
-        .target(name: "SMTPScenario", dependencies: ["SMTPCore", "CSMTPScan", .product(name: "Yams", package: "Yams")]),
+        .target(name: "SMTPScenario", dependencies: ["SMTPCore", "SMTPFiles", .product(name: "Yams", package: "Yams")]),
         .executableTarget(
             name: "smtptape",
             dependencies: [
-                "SMTPCore", "SMTPCapture", "SMTPTranscript", "SMTPScenario",
+                "SMTPCore", "SMTPFiles", "SMTPCapture", "SMTPTranscript", "SMTPScenario",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(name: "SMTPCoreTests", dependencies: ["SMTPCore"]),
-        .testTarget(name: "SMTPCaptureTests", dependencies: ["SMTPCapture", "SMTPCore", "SMTPTranscript"], exclude: ["Golden"]),
-        .testTarget(name: "SMTPTranscriptTests", dependencies: ["SMTPTranscript", "SMTPCore"]),
-        .testTarget(name: "SMTPScenarioTests", dependencies: ["SMTPScenario", "SMTPCore", "SMTPCapture", "SMTPTranscript"], exclude: ["Broken"]),
+        .testTarget(name: "SMTPCaptureTests", dependencies: ["SMTPCapture", "SMTPCore", "SMTPFiles", "SMTPTranscript"], exclude: ["Golden"]),
+        .testTarget(name: "SMTPTranscriptTests", dependencies: ["SMTPTranscript", "SMTPCore", "SMTPFiles"]),
+        .testTarget(name: "SMTPScenarioTests", dependencies: ["SMTPScenario", "SMTPCore", "SMTPFiles", "SMTPCapture", "SMTPTranscript"], exclude: ["Broken"]),
     ],
     swiftLanguageModes: [.v6]
 )

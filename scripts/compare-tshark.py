@@ -9,7 +9,7 @@ For every capture under FOLDER (recursively: *.pcap, *.pcapng, *.cap) this runs
     smtptape transcript --format json --show-secrets FILE
 
 and concatenates, per session and per direction, the base64 `raw` fields of its
-JSON Lines events (up to `tls_start`), with `gap` events as holes. It then asks
+JSON Lines events (up to a `tls_start` whose state is `encrypted`), with `gap` events as holes. It then asks
 tshark for the same connections (`tshark -q -z follow,tcp,raw,N`, all streams
 of a file in one process) and compares the two byte streams of each direction.
 The default binary is .build/release/smtptape, else .build/debug/smtptape,
@@ -271,7 +271,8 @@ def add_event(sessions, event):
         session.client = normalize_endpoint(event["client"])
         session.server = normalize_endpoint(event["server"])
     elif kind == "tls_start":
-        session.tls = True
+        # After STARTTLS with no TLS following (state "plaintext"), the stream goes on readable.
+        session.tls = event.get("state", "encrypted") == "encrypted"
     elif kind == "session_end":
         if isinstance(event.get("encrypted_bytes"), dict):
             session.encrypted = event["encrypted_bytes"]
@@ -481,6 +482,7 @@ def check_file(path, name, binary, verbose):
     for stream in streams or []:
         by_pair.setdefault(frozenset(stream.nodes), []).append(stream)
 
+    used_pairs = set()
     for session in sessions:
         if session.client is None or session.server is None:
             row(f"session {session.ident}", "not comparable: no session_start event",
@@ -490,11 +492,19 @@ def check_file(path, name, binary, verbose):
         if tshark_error:
             row(left, f"not comparable: {tshark_error}", "not comparable")
             continue
-        candidates = by_pair.get(frozenset((session.client, session.server)))
+        pair = frozenset((session.client, session.server))
+        candidates = by_pair.get(pair)
         if not candidates:
-            row(left, "not comparable: tshark has no TCP stream between these endpoints",
-                "not comparable")
+            if pair in used_pairs:
+                # smtptape ends a connection silent for longer than its idle timeout and starts a
+                # new session when packets come again; tshark keeps them in the earlier stream.
+                row(left, "not comparable: tshark keeps these packets in the earlier stream between "
+                    "these endpoints (smtptape began a new session after the idle timeout)", "not comparable")
+            else:
+                row(left, "not comparable: tshark has no TCP stream between these endpoints",
+                    "not comparable")
             continue
+        used_pairs.add(pair)
         verdict, category = compare_session(session, candidates.pop(0), verbose)
         row(left, verdict, category)
 

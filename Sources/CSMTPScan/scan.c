@@ -80,3 +80,37 @@ size_t smtp_base64_encode(const void *input, size_t length, void *out) {
     }
     return (size_t)(o - (unsigned char *)out);
 }
+
+// Standard base64 (RFC 4648) with padding; spaces, tabs and line breaks are skipped.
+// Returns the number of bytes written to `out` (at most length / 4 * 3 + 3), or -1 for a
+// character outside the alphabet, data after padding, or a length that does not fit padding.
+long smtp_base64_decode(const void *input, size_t length, void *out) {
+    static signed char table[256];
+    static int ready = 0;
+    if (!ready) {
+        for (int i = 0; i < 256; i++) table[i] = -1;
+        for (int i = 0; i < 64; i++) table[(unsigned char)base64_alphabet[i]] = (signed char)i;
+        ready = 1;
+    }
+    const unsigned char *in = input;
+    unsigned char *o = out;
+    unsigned accumulator = 0;
+    int bits = 0, symbols = 0, padding = 0;
+    for (size_t i = 0; i < length; i++) {
+        unsigned char c = in[i];
+        if (c == ' ' || c == '\t' || c == '\r' || c == '\n') continue;
+        if (c == '=') { padding++; symbols++; continue; }
+        if (padding > 0) return -1;
+        signed char v = table[c];
+        if (v < 0) return -1;
+        accumulator = accumulator << 6 | (unsigned)v;
+        bits += 6;
+        symbols++;
+        if (bits >= 8) {
+            bits -= 8;
+            *o++ = (unsigned char)(accumulator >> bits);
+        }
+    }
+    if (symbols % 4 != 0 || padding > 2) return -1;
+    return (long)(o - (unsigned char *)out);
+}

@@ -26,6 +26,8 @@ struct Connection {
     /// The client's initial sequence number, to tell a new connection on the same ports.
     var clientISN: UInt32?
     var finA = false, finB = false
+    /// The side that sent the first FIN: the one that closed the connection.
+    var firstFIN: Side?
     /// Whether the slot holds a connection in the flow table (slots are reused).
     var live = false
     /// Set when the connection was closed or reset: it lingers briefly for packets the capture
@@ -117,15 +119,16 @@ struct Connection {
     /// Passes one segment to the stream of its direction and lets the other stream learn from its ACK.
     @inline(__always)
     mutating func receive(_ segment: TCPSegment, time: Timestamp, observer: some SMTPDialogueObserver) {
+        if segment.isFIN, firstFIN == nil { firstFIN = side(forward: segment.forward) }
         // The acknowledgement says what the other side sent before this segment: deliver that
         // first, or replies and commands would reach the dialogue out of order.
         if segment.forward {
-            if segment.hasACK, !streamB.pending.isEmpty {
+            if segment.hasACK, streamB.isWaiting {
                 streamB.peerAcknowledged(segment.acknowledgement, time: time, dialogue: &dialogue, observer: observer)
             }
             streamA.receive(segment, time: time, dialogue: &dialogue, observer: observer)
         } else {
-            if segment.hasACK, !streamA.pending.isEmpty {
+            if segment.hasACK, streamA.isWaiting {
                 streamA.peerAcknowledged(segment.acknowledgement, time: time, dialogue: &dialogue, observer: observer)
             }
             streamB.receive(segment, time: time, dialogue: &dialogue, observer: observer)

@@ -1,5 +1,6 @@
 import CPcap
 import SMTPCore
+import SMTPFiles
 
 /// A capture file opened with libpcap (pcap or pcapng), read packet by packet.
 ///
@@ -11,12 +12,17 @@ final class PcapFile {
     /// The link type of the first interface (libpcap's DLT value).
     let linkType: Int32
 
-    init(path: String) throws(CaptureError) {
-        self.path = path
+    /// Opens a capture on an input read once (libpcap reads it through a C stream over it).
+    init(_ input: InputSource, label: String) throws(CaptureError) {
+        self.path = label
+        guard let stream = input.cStream() else {
+            throw CaptureError(kind: .cannotOpen, file: label, message: "cannot read")
+        }
         var errorBuffer = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE) + 1)
-        guard let handle = pcap_open_offline_with_tstamp_precision(path, UInt32(PCAP_TSTAMP_PRECISION_NANO), &errorBuffer) else {
+        guard let handle = pcap_fopen_offline_with_tstamp_precision(stream, UInt32(PCAP_TSTAMP_PRECISION_NANO), &errorBuffer) else {
+            fclose(stream)
             let message = String(decoding: errorBuffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            throw CaptureError.openFailed(file: path, libpcapMessage: message)
+            throw CaptureError.openFailed(file: label, libpcapMessage: message)
         }
         self.handle = handle
         self.linkType = pcap_datalink(handle)
@@ -37,12 +43,6 @@ final class PcapFile {
     }
 
     var lastError: String { String(cString: pcap_geterr(handle)) }
-
-    /// How far into the file libpcap has read, for progress reports.
-    var offset: Int {
-        guard let file = pcap_file(handle) else { return 0 }
-        return ftell(file)
-    }
 
     enum Next {
         case packet(CapturedPacket)

@@ -1,11 +1,6 @@
 import CPcap
 import SMTPCore
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import SMTPFiles
 
 /// A minimal pcapng reader for the one case libpcap refuses: interfaces with different link types
 /// in one file (libpcap 1.10: "an interface has a type ... different from the type of the first
@@ -24,22 +19,41 @@ struct PcapngReader {
     struct ReadError: Error { var message: String }
 
     let path: String
-    let file: UnsafeMutablePointer<FILE>
+    let input: InputSource
     let filterExpression: String?
     var bigEndian = false
     var interfaces: [Interface] = []
     var block: [UInt8] = []
 
-    init(path: String, filter: String?) throws(CaptureError) {
-        self.path = path
+    init(_ input: InputSource, label: String, filter: String?) throws(CaptureError) {
+        self.path = label
+        self.input = input
         self.filterExpression = filter
-        guard let file = fopen(path, "rb") else {
-            throw CaptureError(kind: .cannotOpen, file: path, message: "cannot open: \(String(cString: strerror(errno)))")
-        }
-        self.file = file
     }
 
-    func close() { fclose(file) }
+    /// Frees the compiled filters.
+    mutating func close() {
+        for interface in interfaces { Self.free(interface.filter) }
+        interfaces.removeAll()
+    }
+
+    static func free(_ program: UnsafeMutablePointer<bpf_program>?) {
+        guard let program else { return }
+        pcap_freecode(program)
+        program.deinitialize(count: 1)
+        program.deallocate()
+    }
+
+    /// Reads `count` bytes into `buffer` at `offset`; returns how many came (fewer at the end).
+    func read(into buffer: inout [UInt8], at offset: Int, count: Int) -> Int {
+        var got = 0
+        while got < count {
+            let n = buffer.withUnsafeMutableBytes { input.read(into: UnsafeMutableRawBufferPointer(rebasing: $0[(offset + got)..<(offset + count)])) }
+            if n <= 0 { break }
+            got += n
+        }
+        return got
+    }
 
     func u32(_ offset: Int) -> UInt32 {
         let value = block.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: offset, as: UInt32.self) }
@@ -56,7 +70,7 @@ struct PcapngReader {
     mutating func next(_ body: (CapturedPacket, _ passesFilter: Bool) -> Void) throws(ReadError) -> Bool {
         while true {
             var header = [UInt8](repeating: 0, count: 8)
-            let got = fread(&header, 1, 8, file)
+            let got = read(into: &header, at: 0, count: 8)
             if got == 0 { return false }
             guard got == 8 else { throw ReadError(message: "pcapng file truncated inside a block header") }
             var type = header.withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) }
@@ -64,7 +78,7 @@ struct PcapngReader {
             if type == 0x0A0D_0D0A {
                 // A section header: its byte-order magic tells how to read the rest.
                 var magic = [UInt8](repeating: 0, count: 4)
-                guard fread(&magic, 1, 4, file) == 4 else { throw ReadError(message: "pcapng section header truncated") }
+                guard read(into: &magic, at: 0, count: 4) == 4 else { throw ReadError(message: "pcapng section header truncated") }
                 let raw = magic.withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) }
                 if raw == 0x1A2B_3C4D { bigEndian = false } else if raw == 0x4D3C_2B1A { bigEndian = true } else {
                     throw ReadError(message: "pcapng section header with a bad byte-order magic")
@@ -72,7 +86,8 @@ struct PcapngReader {
                 length = bigEndian ? UInt32(bigEndian: length) : UInt32(littleEndian: length)
                 guard length >= 28, length % 4 == 0, length < 1 << 26 else { throw ReadError(message: "pcapng section header with bad length \(length)") }
                 block = header + magic + [UInt8](repeating: 0, count: Int(length) - 12)
-                guard fread(&block[12], 1, Int(length) - 12, file) == Int(length) - 12 else { throw ReadError(message: "pcapng file truncated inside a section header") }
+                guard read(into: &block, at: 12, count: Int(length) - 12) == Int(length) - 12 else { throw ReadError(message: "pcapng file truncated inside a section header") }
+                for interface in interfaces { Self.free(interface.filter) }
                 interfaces.removeAll()
                 continue
             }
@@ -80,7 +95,7 @@ struct PcapngReader {
             length = bigEndian ? UInt32(bigEndian: length) : UInt32(littleEndian: length)
             guard length >= 12, length % 4 == 0, length < 1 << 28 else { throw ReadError(message: "pcapng block of type \(type) with bad length \(length)") }
             block = header + [UInt8](repeating: 0, count: Int(length) - 8)
-            guard fread(&block[8], 1, Int(length) - 8, file) == Int(length) - 8 else {
+            guard read(into: &block, at: 8, count: Int(length) - 8) == Int(length) - 8 else {
                 throw ReadError(message: "capture truncated in the middle of a pcapng block")
             }
             switch type {

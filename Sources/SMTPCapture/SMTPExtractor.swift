@@ -1,5 +1,6 @@
 import CPcap
 import SMTPCore
+import SMTPFiles
 
 #if canImport(Glibc)
 import Glibc
@@ -98,26 +99,41 @@ public final class SMTPExtractor {
     /// connection still open. Returns what was found; a file that cannot be opened or is not a
     /// capture comes back with ``FileReport/error`` set and nothing read.
     public func read(file path: String) -> FileReport {
+        do {
+            return read(try InputSource(path: path))
+        } catch {
+            var report = FileReport(file: path == "-" ? "stdin" : path)
+            report.error = CaptureError(kind: .cannotOpen, file: report.file, message: error.message)
+            return report
+        }
+    }
+
+    /// Reads a capture from an input opened once (a file or a pipe), from the reader's position.
+    public func read(_ input: InputSource) -> FileReport {
         // The state moves out of the object for the length of the file: a local is checked for
         // exclusive access when compiled, a stored property at every packet when run.
         var local = state
         state = FlowState(options: options, observer: local.observer)
         defer { state = local }
-        return Self.read(file: path, state: &local, progress: progress)
+        return Self.read(input, state: &local, progress: progress)
     }
 
-    static func read(file path: String, state: inout FlowState, progress: ((ExtractionProgress) -> Void)?) -> FileReport {
-        state.currentFile = path
-        state.report = FileReport(file: path)
+    /// How an input is named in reports and sessions: its path, `stdin` for standard input.
+    static func label(_ input: InputSource) -> String { input.path == "-" ? "stdin" : input.path }
+
+    static func read(_ input: InputSource, state: inout FlowState, progress: ((ExtractionProgress) -> Void)?) -> FileReport {
+        let file = label(input)
+        state.currentFile = file
+        state.report = FileReport(file: file)
         let pcap: PcapFile
         do {
-            pcap = try PcapFile(path: path)
+            pcap = try PcapFile(input, label: file)
             if let filter = state.options.filter { try pcap.setFilter(filter) }
         } catch {
             state.report.error = error
             return state.report
         }
-        let fileSize = Self.fileSize(path)
+        let fileSize = input.size ?? 0
         var lastTime = Timestamp(nanoseconds: 0)
         loop: while true {
             switch pcap.next() {
@@ -125,17 +141,18 @@ public final class SMTPExtractor {
                 state.handle(packet)
                 lastTime = packet.time
                 if state.report.packets & 0xFFFF == 0, let progress {
-                    progress(ExtractionProgress(file: path, bytesRead: pcap.offset, fileSize: fileSize, packets: state.report.packets))
+                    progress(ExtractionProgress(file: file, bytesRead: input.consumed, fileSize: fileSize, packets: state.report.packets))
                 }
             case .end:
                 break loop
             case .error(let message):
-                if message.contains("different from the type of the first interface"), state.report.packets == 0 {
-                    // libpcap cannot read pcapng files whose interfaces differ in link type; our own reader can.
-                    readWithBlockReader(path: path, state: &state)
+                if message.contains("different from the type of the first interface"), state.report.packets == 0, input.rewind() {
+                    // libpcap cannot read pcapng files whose interfaces differ in link type; our own
+                    // reader can, from the first byte again (kept for this).
+                    readWithBlockReader(input, label: file, state: &state)
                     return state.report
                 }
-                state.report.error = CaptureError(kind: .damaged, file: path, packet: state.report.packets + 1, message: Self.describeDamage(message))
+                state.report.error = CaptureError(kind: .damaged, file: file, packet: state.report.packets + 1, message: Self.describeDamage(input.readError?.message ?? message))
                 state.endAll(reason: .fileDamaged, time: lastTime)
                 return state.report
             }
@@ -144,10 +161,10 @@ public final class SMTPExtractor {
         return state.report
     }
 
-    static func readWithBlockReader(path: String, state: inout FlowState) {
+    static func readWithBlockReader(_ input: InputSource, label file: String, state: inout FlowState) {
         var reader: PcapngReader
         do {
-            reader = try PcapngReader(path: path, filter: state.options.filter)
+            reader = try PcapngReader(input, label: file, filter: state.options.filter)
         } catch {
             state.report.error = error
             return
@@ -162,7 +179,7 @@ public final class SMTPExtractor {
                 }
                 if !more { break }
             } catch {
-                state.report.error = CaptureError(kind: .damaged, file: path, packet: state.report.packets + 1, message: error.message)
+                state.report.error = CaptureError(kind: .damaged, file: file, packet: state.report.packets + 1, message: error.message)
                 state.endAll(reason: .fileDamaged, time: lastTime)
                 return
             }
@@ -177,10 +194,6 @@ public final class SMTPExtractor {
         return "damaged record (libpcap: \(libpcapMessage)); the packets before it were read"
     }
 
-    static func fileSize(_ path: String) -> Int {
-        var info = stat()
-        return stat(path, &info) == 0 ? Int(info.st_size) : 0
-    }
 
 }
 
@@ -260,7 +273,13 @@ struct FlowState {
         if let found = table.find(segment.key) {
             slot = found
             if connections[slot].isReplaced(by: segment) && connections[slot].handshakeSeen {
-                end(slot: slot, reason: .closed, time: time)
+                end(slot: slot, reason: connections[slot].firstFIN.map { .closed(by: $0) } ?? .replaced, time: time)
+                slot = open(segment, time: time)
+            } else if time.nanoseconds - connections[slot].lastSeen.nanoseconds > Int64(options.idleTimeout * 1_000_000_000) {
+                // Long after the connection fell silent (a capture that jumps in time): the old
+                // session ended idle, and this packet belongs to a new one.
+                expire(slot: slot)
+                guard segment.isSYN || segment.payloadLength > 0, !segment.isRST else { return }
                 slot = open(segment, time: time)
             }
         } else {
@@ -351,7 +370,7 @@ struct FlowState {
             close(slot: slot, reason: .reset(by: connections[slot].side(forward: segment.forward)), time: time)
         } else if connections[slot].isClosed {
             // Both FINs are in sequence: nothing new can belong to this connection.
-            end(slot: slot, reason: .closed, time: time)
+            end(slot: slot, reason: .closed(by: connections[slot].firstFIN ?? connections[slot].side(forward: segment.forward)), time: time)
         }
     }
 
@@ -418,8 +437,13 @@ struct FlowState {
         lastIdleCheck = now
         let limit = Int64(options.idleTimeout * 1_000_000_000)
         for slot in connections.indices where connections[slot].live && now.nanoseconds - connections[slot].lastSeen.nanoseconds > limit {
-            end(slot: slot, reason: connections[slot].closing ?? .idle, time: connections[slot].closing != nil ? connections[slot].closedAt : connections[slot].lastSeen)
+            expire(slot: slot)
         }
+    }
+
+    /// Ends a connection nothing was seen on for the idle timeout (or one closing).
+    mutating func expire(slot: Int) {
+        end(slot: slot, reason: connections[slot].closing ?? .idle, time: connections[slot].closing != nil ? connections[slot].closedAt : connections[slot].lastSeen)
     }
 
     /// Ends every open connection, oldest session first.

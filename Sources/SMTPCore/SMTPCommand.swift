@@ -168,33 +168,61 @@ public struct SMTPCommand: Hashable, Sendable, CustomStringConvertible {
         return (size, true)
     }
 
-    /// For `AUTH mechanism [initial-response]` (RFC 4954): the mechanism, upper-cased.
-    public var authMechanism: String? {
-        guard verb == .auth else { return nil }
-        let words = Self.authWords(argument.bytes)
-        return words.mechanism.isEmpty ? nil : String(decoding: argument.bytes[words.mechanism].map(\.asciiUppercased), as: UTF8.self)
+    /// What the argument of `AUTH` holds (RFC 4954): `AUTH mechanism [initial-response]`.
+    public enum AuthArgument: Hashable, Sendable {
+        /// No argument at all.
+        case none
+        /// A mechanism (upper-cased) and where the initial response lies within ``argument``.
+        case mechanism(String, initialResponse: Range<Int>?)
+        /// The first word is not a SASL mechanism name: the whole argument may be a credential
+        /// (`AUTH PLAIN\r\ndXNlcg...` sent with literal backslashes, say).
+        case unreadable(Range<Int>)
     }
 
-    /// The mechanism and the initial response of an AUTH argument, split on any run of spaces
-    /// or tabs, so that no spelling of the line lets a secret slip past redaction.
-    static func authWords(_ bytes: [UInt8]) -> (mechanism: Range<Int>, initialResponse: Range<Int>?) {
+    /// The mechanism and credentials of an AUTH line. A mechanism is a SASL name (RFC 4422
+    /// section 3.1: letters, digits, `-` and `_`, at most 20 characters); everything after it (past
+    /// any run of spaces or tabs) is the initial response, a secret. An argument whose first word
+    /// is not such a name is a secret as a whole: when in doubt, redact.
+    public var authArgument: AuthArgument {
+        guard verb == .auth else { return .none }
+        let bytes = argument.bytes
         func isBlank(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x09 }
         var start = 0
         while start < bytes.count, isBlank(bytes[start]) { start += 1 }
         var end = start
         while end < bytes.count, !isBlank(bytes[end]) { end += 1 }
+        guard end > start else { return .none }
+        let word = bytes[start..<end]
+        let isSASLName = word.count <= 20 && word.allSatisfy { byte in
+            (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte) || (0x30...0x39).contains(byte) || byte == 0x2D || byte == 0x5F
+        }
+        var responseEnd = bytes.count
+        while responseEnd > start, isBlank(bytes[responseEnd - 1]) { responseEnd -= 1 }
+        guard isSASLName else { return .unreadable(start..<responseEnd) }
         var responseStart = end
         while responseStart < bytes.count, isBlank(bytes[responseStart]) { responseStart += 1 }
-        var responseEnd = bytes.count
-        while responseEnd > responseStart, isBlank(bytes[responseEnd - 1]) { responseEnd -= 1 }
-        return (start..<end, responseStart < responseEnd ? responseStart..<responseEnd : nil)
+        let name = String(decoding: word.map(\.asciiUppercased), as: UTF8.self)
+        return .mechanism(name, initialResponse: responseStart < responseEnd ? responseStart..<responseEnd : nil)
     }
 
-    /// For `AUTH mechanism initial-response`: where the initial response (a secret) lies within
-    /// ``argument``.
-    public var authInitialResponseRange: Range<Int>? {
-        guard verb == .auth else { return nil }
-        return Self.authWords(argument.bytes).initialResponse
+    /// For `AUTH mechanism [initial-response]`: the mechanism, upper-cased, or the secret
+    /// placeholder when the argument does not start with a mechanism name.
+    public var authMechanism: String? {
+        switch authArgument {
+        case .none: nil
+        case .mechanism(let name, _): name
+        case .unreadable: Secrets.placeholder
+        }
+    }
+
+    /// Where the credentials of an AUTH line lie within ``argument``: the initial response, or
+    /// the whole argument when it does not start with a mechanism name.
+    public var authSecretRange: Range<Int>? {
+        switch authArgument {
+        case .none: nil
+        case .mechanism(_, let response): response
+        case .unreadable(let range): range
+        }
     }
 }
 

@@ -1,144 +1,11 @@
 import CSMTPScan
+import DequeModule
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-
-/// One side of an SMTP connection.
-public enum Side: Sendable, Hashable {
-    case client, server
-
-    public var name: String { self == .client ? "client" : "server" }
-}
-
-/// How TLS began on a connection.
-public enum TLSMode: Sendable, Hashable {
-    /// RFC 3207: after `C: STARTTLS` / `S: 220 ...`.
-    case startTLS
-    /// SMTPS (RFC 8314): TLS from the first byte, usually on port 465.
-    case implicit
-}
-
-/// How a message travelled: DATA (dot-stuffed, RFC 5321) or BDAT chunks (RFC 3030).
-public enum MessageTransfer: Sendable, Hashable {
-    case data, bdat
-
-    public var name: String { self == .data ? "DATA" : "BDAT" }
-}
-
-/// Ways in which a line breaks the rules. Such lines are kept byte for byte and flagged.
-public struct LineFlags: OptionSet, Sendable, Hashable {
-    public let rawValue: UInt16
-    public init(rawValue: UInt16) { self.rawValue = rawValue }
-
-    /// Ends in LF without CR.
-    public static let bareLF = LineFlags(rawValue: 1 << 0)
-    /// Longer than the RFC 5321 limit for its kind of line (see ``SMTPLimits``).
-    public static let overLength = LineFlags(rawValue: 1 << 1)
-    /// The stream ended (or a gap or the length cap came) before the line's LF.
-    public static let unterminated = LineFlags(rawValue: 1 << 2)
-    /// A reply code followed by neither space nor hyphen: `250OK`.
-    public static let missingSeparator = LineFlags(rawValue: 1 << 3)
-    /// A server line that does not start with a reply code.
-    public static let notAReply = LineFlags(rawValue: 1 << 4)
-    /// A reply with no command waiting for it.
-    public static let unsolicited = LineFlags(rawValue: 1 << 5)
-    /// A command whose argument does not parse (e.g. `BDAT -1`).
-    public static let malformed = LineFlags(rawValue: 1 << 6)
-    /// The lines of one multi-line reply carry different codes.
-    public static let mixedCodes = LineFlags(rawValue: 1 << 7)
-
-    /// Names for JSON and transcripts, in a fixed order.
-    public var names: [String] {
-        var names: [String] = []
-        if contains(.bareLF) { names.append("bare_lf") }
-        if contains(.overLength) { names.append("over_length") }
-        if contains(.unterminated) { names.append("unterminated") }
-        if contains(.missingSeparator) { names.append("no_space_after_code") }
-        if contains(.notAReply) { names.append("not_a_reply") }
-        if contains(.unsolicited) { names.append("unsolicited") }
-        if contains(.malformed) { names.append("malformed") }
-        if contains(.mixedCodes) { names.append("mixed_codes") }
-        return names
-    }
-}
-
-/// What a reply answers.
-public enum ReplyContext: Sendable, Hashable {
-    /// The opening `220` (or `421`/`554`) of the session.
-    case greeting
-    case command(SMTPVerb)
-    /// The reply after the message content of DATA (`250 queued as ...`).
-    case message
-    /// A reply during an AUTH exchange after a client response.
-    case authResponse
-    /// No command was waiting: an unsolicited reply (`421 timeout`), or the capture began mid-session.
-    case none
-
-    public var label: String {
-        switch self {
-        case .greeting: "greeting"
-        case .command(let verb): verb.name
-        case .message: "message"
-        case .authResponse: "auth"
-        case .none: ""
-        }
-    }
-}
-
-/// Receives what ``SMTPDialogue`` finds in the byte streams.
-///
-/// `raw` buffers are only valid during the call. Each byte of each direction is passed in exactly
-/// one `raw` (up to TLS), so concatenating them gives back the stream.
-public protocol SMTPDialogueObserver: AnyObject {
-    /// A client command line. `secret` is the byte range (within `raw`) of an AUTH initial response.
-    func command(_ raw: UnsafeRawBufferPointer, verb: SMTPVerb, flags: LineFlags, secret: Range<Int>?, time: Timestamp)
-    /// A complete reply of `lineCount` lines.
-    func reply(_ raw: UnsafeRawBufferPointer, lineCount: Int, code: Int?, context: ReplyContext, flags: LineFlags, time: Timestamp)
-    /// A client response line within an AUTH exchange; `secret` is its range within `raw`.
-    func authResponse(_ raw: UnsafeRawBufferPointer, secret: Range<Int>?, flags: LineFlags, time: Timestamp)
-    /// Bytes of message `message` (1-based within the session) as sent on the wire.
-    /// For DATA they are dot-stuffed; `atLineStart` tells whether `raw` begins a line.
-    func messageData(_ raw: UnsafeRawBufferPointer, message: Int, transfer: MessageTransfer, atLineStart: Bool, time: Timestamp)
-    /// The end of a message: `raw` is the `.` line for DATA and empty for BDAT. `complete` is
-    /// `false` when the stream ended inside the message.
-    func messageEnd(_ raw: UnsafeRawBufferPointer, message: Int, transfer: MessageTransfer, size: Int, complete: Bool, time: Timestamp)
-    /// Bytes that cannot be read as a line: the tail of a line cut by a gap, up to the next LF.
-    func fragment(_ raw: UnsafeRawBufferPointer, side: Side, time: Timestamp)
-    /// `bytes` bytes of `side` are missing from the capture.
-    func gap(side: Side, bytes: Int, time: Timestamp)
-    func tlsStarted(_ mode: TLSMode, time: Timestamp)
-    /// Encrypted bytes, counted and not parsed.
-    func encrypted(side: Side, bytes: Int, time: Timestamp)
-}
-
-/// What one session did, gathered while its dialogue is read.
-public struct SessionSummary: Sendable, Hashable {
-    public struct Recipient: Sendable, Hashable {
-        public var address: ByteString
-        public var replyCode: Int?
-    }
-
-    /// The reverse-path of each MAIL command, in order.
-    public var senders: [ByteString] = []
-    public var recipients: [Recipient] = []
-    public var completedMessages = 0
-    public var messageBytes = 0
-    /// The reply code that ended each message (`250` queued, `554` rejected, ...).
-    public var messageReplyCodes: [Int] = []
-    public var lastReplyCode: Int?
-    public var quitSent = false
-    public var authMechanism: String?
-    public var authReplyCode: Int?
-    public var tls: TLSMode?
-    public var encryptedBytes: (client: Int, server: Int) { (encryptedClient, encryptedServer) }
-    public var encryptedClient = 0
-    public var encryptedServer = 0
-    public var gapBytes = 0
-
-    public init() {}
-}
 
 /// The SMTP dialogue state machine: reads the two byte streams of one session, in the order
 /// their bytes were sent, and reports commands, replies, message data, AUTH and TLS.
@@ -154,12 +21,22 @@ public struct SessionSummary: Sendable, Hashable {
 /// C: .
 /// S: 250 queued
 /// ```
+///
+/// Bytes missing from a capture (gaps) are never joined over: a line cut by a gap is reported up
+/// to the gap, and what follows resumes at the next line. Where a gap leaves the dialogue unsure,
+/// it resynchronises on what the other side says: a reply that can only answer a message ends a
+/// message whose end fell into a gap; a reply that does not fit the next command answers one the
+/// gap swallowed; a reply that fits none of the waiting commands after a server-side gap skips
+/// those whose replies were lost.
 public struct SMTPDialogue {
     enum ClientMode: Equatable {
         case command
         /// DATA was sent; waiting for 354.
         case awaitingDataReply
         case data
+        /// Bytes after a gap inside DATA content (or after DATA): held until the `.` line, or a
+        /// reply from the server, tells where the message ended.
+        case dataAfterGap
         case bdat(remaining: Int, last: Bool)
         /// AUTH was sent; `expectingResponse` once a 334 challenge came.
         case auth(expectingResponse: Bool)
@@ -169,22 +46,36 @@ public struct SMTPDialogue {
 
     struct Pending {
         var context: ReplyContext
-        /// Index into ``SessionSummary/recipients`` for RCPT.
-        var recipient: Int = -1
+        /// Index into ``SessionSummary/senders`` (MAIL) or ``SessionSummary/recipients`` (RCPT).
+        var envelope: Int = -1
         /// For `BDAT ... LAST`: its reply is the verdict on the message.
         var endsMessage = false
+        /// A line before any command, held until its reply says whether it was a credential.
+        var held = false
     }
 
     public private(set) var summary = SessionSummary()
 
     var clientMode = ClientMode.command
     var serverEncrypted = false
+    /// STARTTLS was accepted; the first bytes after it tell whether TLS followed.
+    var tlsUndecided = false
+    /// When STARTTLS was accepted: where the transcript marks the start of TLS.
+    var tlsAcceptedAt = Timestamp(nanoseconds: 0)
     var clientSeenBytes = false
-    var commandSeen = false
     var serverSeenBytes = false
+    /// Any client line was seen (for the mid-session greeting rule).
+    var commandSeen = false
+    /// Whether the capture began after the session did (no handshake): it may begin inside AUTH.
+    let beganMidSession: Bool
+    /// A line with a known verb, or the greeting, was seen: the dialogue is not inside an AUTH
+    /// exchange begun before the capture.
+    var knownCommandSeen = false
     /// After a gap, bytes up to the next LF are a fragment.
     var clientResync = false
     var serverResync = false
+    /// The server's side had a gap: replies may be missing, so a reply may skip waiting commands.
+    var serverRepliesLost = false
 
     var clientLine: [UInt8] = []
     var serverLine: [UInt8] = []
@@ -194,16 +85,27 @@ public struct SMTPDialogue {
     var replyFlags = LineFlags()
     var replyTime = Timestamp(nanoseconds: 0)
 
-    var pending: [Pending] = []
-    var pendingHead = 0
+    var pending = Deque<Pending>()
 
     var messageIndex = 0
     var messageSize = 0
     var messageOpen = false
+    /// Bytes of the open message are missing: it will end incomplete.
+    var messageGapped = false
     var messageTransfer = MessageTransfer.data
     var dataAtLineStart = true
     /// Holds `.` or `.\r` at the end of a segment in DATA mode until we know whether it ends the message.
     var dataHold: [UInt8] = []
+    /// Client bytes after a gap in DATA (see ``ClientMode/dataAfterGap``).
+    var heldData: [UInt8] = []
+    var heldDataTime = Timestamp(nanoseconds: 0)
+    /// A client line before any command, waiting for its reply (see ``Pending/held``).
+    var heldLine: (bytes: [UInt8], flags: LineFlags, time: Timestamp)?
+    /// Times never go backwards within a session.
+    var lastTime = Timestamp(nanoseconds: Int64.min)
+
+    /// How many bytes after a gap in DATA are held before they are taken for message data.
+    static let heldDataCap = 64 << 10
 
     /// Whether the bytes after TLS starts are given in the clear (a proxy or a replay server sees
     /// them decrypted; a capture does not).
@@ -215,6 +117,7 @@ public struct SMTPDialogue {
     ///   starts: TLS is then marked and parsing goes on (RFC 3207: the client starts afresh with EHLO).
     public init(expectGreeting: Bool = true, tlsIsDecrypted: Bool = false) {
         self.tlsIsDecrypted = tlsIsDecrypted
+        beganMidSession = !expectGreeting
         // No buffers are reserved: most lines are read in place, and captures hold many sessions.
         if expectGreeting { pending.append(Pending(context: .greeting)) }
     }
@@ -222,11 +125,18 @@ public struct SMTPDialogue {
     /// Whether both directions are encrypted (nothing more will be parsed).
     public var isEncrypted: Bool { clientMode == .encrypted && serverEncrypted }
 
+    @inline(__always)
+    mutating func clamp(_ time: Timestamp) -> Timestamp {
+        if time > lastTime { lastTime = time }
+        return lastTime
+    }
+
     // MARK: Input
 
     /// Feeds the next in-order bytes of one side.
     public mutating func receive(_ bytes: UnsafeRawBufferPointer, from side: Side, time: Timestamp, observer: some SMTPDialogueObserver) {
         guard !bytes.isEmpty else { return }
+        let time = clamp(time)
         if side == .client {
             receiveClient(bytes, time: time, observer: observer)
         } else {
@@ -237,42 +147,66 @@ public struct SMTPDialogue {
     /// Reports that `count` bytes of one side are missing; parsing resumes at the next line.
     public mutating func receiveGap(_ count: Int, from side: Side, time: Timestamp, observer: some SMTPDialogueObserver) {
         guard count > 0 else { return }
+        let time = clamp(time)
         summary.gapBytes += count
+        if tlsUndecided {
+            // What followed STARTTLS is lost: nothing tells whether it was TLS.
+            decideTLS(encrypted: true, time: time, observer: observer)
+        }
         if side == .client {
             if clientMode == .encrypted { summary.encryptedClient += count; observer.encrypted(side: .client, bytes: count, time: time); return }
+            releaseHeldLine(asSecret: true, time: time, observer: observer)
+            if clientMode == .dataAfterGap {
+                // A second hole: what was held between the two cannot be joined to what follows.
+                releaseHeldData(time: time, observer: observer)
+            }
             flushClientLine(time: time, observer: observer)
             if clientMode == .data { flushDataHold(time: time, observer: observer) }
             observer.gap(side: .client, bytes: count, time: time)
             switch clientMode {
             case .bdat(let remaining, let last):
+                messageGapped = true
                 if count < remaining {
                     clientMode = .bdat(remaining: remaining - count, last: last)
                     messageSize += count
                 } else {
                     messageSize += remaining
                     finishChunk(last: last, time: time, observer: observer)
-                    // A gap that ends exactly at the chunk's end leaves us at the next command.
-                    clientResync = count > remaining
+                    if count > remaining {
+                        // The hole goes on past the chunk: it swallowed what came next.
+                        clientResync = true
+                        expectLostCommands(count - remaining)
+                    }
                 }
             case .data:
-                dataAtLineStart = false
+                messageGapped = true
+                clientMode = .dataAfterGap
+                heldDataTime = time
+            case .dataAfterGap:
+                heldDataTime = time
             case .awaitingDataReply:
-                // The client does not wait long after DATA: what follows the gap is message data.
-                beginMessage(.data, time: time, observer: observer)
-                dataAtLineStart = false
+                // The server's answer to DATA decides what the bytes after the hole are.
+                clientMode = .dataAfterGap
+                heldDataTime = time
             default:
                 clientResync = true
+                expectLostCommands(count)
             }
         } else {
             if serverEncrypted { summary.encryptedServer += count; observer.encrypted(side: .server, bytes: count, time: time); return }
             flushReply(extraFlags: .unterminated, time: time, observer: observer)
             observer.gap(side: .server, bytes: count, time: time)
             serverResync = true
+            serverRepliesLost = true
         }
     }
 
     /// Ends the session: whatever is buffered is reported, flagged `unterminated`.
     public mutating func finish(time: Timestamp, observer: some SMTPDialogueObserver) {
+        let time = clamp(time)
+        if tlsUndecided { decideTLS(encrypted: true, time: time, observer: observer) }
+        releaseHeldLine(asSecret: true, time: time, observer: observer)
+        if clientMode == .dataAfterGap { releaseHeldData(time: time, observer: observer) }
         if messageOpen {
             flushDataHold(time: time, observer: observer)
             observer.messageEnd(UnsafeRawBufferPointer(start: nil, count: 0), message: messageIndex,
@@ -284,10 +218,63 @@ public struct SMTPDialogue {
         flushReply(extraFlags: .unterminated, time: time, observer: observer)
     }
 
+    // MARK: TLS
+
+    mutating func startTLS(_ mode: TLSMode, time: Timestamp, observer: some SMTPDialogueObserver) {
+        guard summary.tls == nil else { return }
+        summary.tls = mode
+        if tlsIsDecrypted {
+            summary.tlsState = .decrypted(version: nil, cipherSuite: nil)
+            observer.tlsStarted(TLSStart(mode: mode, state: .decrypted(version: nil, cipherSuite: nil)), time: time)
+            if clientMode == .awaitingTLSReply { clientMode = .command }
+            return
+        }
+        if mode == .implicit {
+            decideTLS(encrypted: true, time: time, observer: observer)
+        } else {
+            // The first bytes either side sends next tell whether TLS really began.
+            flushClientLine(time: time, observer: observer)
+            tlsUndecided = true
+            tlsAcceptedAt = time
+        }
+    }
+
+    mutating func decideTLS(by bytes: UnsafeRawBufferPointer, time: Timestamp, observer: some SMTPDialogueObserver) {
+        decideTLS(encrypted: Self.looksLikeTLSRecord(bytes), time: time, observer: observer)
+    }
+
+    mutating func decideTLS(encrypted: Bool, time: Timestamp, observer: some SMTPDialogueObserver) {
+        let wasUndecided = tlsUndecided
+        tlsUndecided = false
+        let mode = summary.tls ?? .startTLS
+        // Nothing came between the acceptance and these bytes: TLS is marked where it began.
+        let startTime = wasUndecided ? tlsAcceptedAt : time
+        guard encrypted else {
+            summary.tlsState = .plaintext
+            observer.tlsStarted(TLSStart(mode: mode, state: .plaintext), time: startTime)
+            if clientMode == .awaitingTLSReply { clientMode = .command }
+            return
+        }
+        summary.tlsState = .encrypted
+        observer.tlsStarted(TLSStart(mode: mode, state: .encrypted), time: startTime)
+        flushClientLine(time: time, observer: observer)
+        clientMode = .encrypted
+        serverEncrypted = true
+        // Plaintext the server had buffered after its 220 would be an injection (CVE-2011-0411): nothing to parse.
+        if !serverLine.isEmpty {
+            summary.encryptedServer += serverLine.count
+            observer.encrypted(side: .server, bytes: serverLine.count, time: time)
+            serverLine.removeAll()
+        }
+    }
+
     // MARK: Client
 
     mutating func receiveClient(_ input: UnsafeRawBufferPointer, time: Timestamp, observer: some SMTPDialogueObserver) {
         var bytes = input
+        // In AUTH the client sends one line per challenge and waits: more bytes before any reply
+        // say the line held was no credential.
+        releaseHeldLine(asSecret: false, time: time, observer: observer)
         if !clientSeenBytes {
             clientSeenBytes = true
             if !tlsIsDecrypted, Self.looksLikeTLSRecord(bytes) {
@@ -295,6 +282,7 @@ public struct SMTPDialogue {
             }
         }
         while !bytes.isEmpty {
+            if tlsUndecided { decideTLS(by: bytes, time: time, observer: observer) }
             switch clientMode {
             case .encrypted:
                 summary.encryptedClient += bytes.count
@@ -310,12 +298,17 @@ public struct SMTPDialogue {
                 } else {
                     clientMode = .bdat(remaining: remaining - take, last: last)
                 }
+            case .dataAfterGap:
+                heldData.append(contentsOf: bytes)
+                bytes = UnsafeRawBufferPointer(start: nil, count: 0)
+                resolveHeldData(time: time, observer: observer)
             case .data, .awaitingDataReply:
                 if clientMode == .awaitingDataReply { beginMessage(.data, time: time, observer: observer) }
                 consumeMessageData(&bytes, time: time, observer: observer)
             case .awaitingTLSReply where !tlsIsDecrypted && clientLine.isEmpty && Self.looksLikeTLSRecord(bytes):
                 // The server's 220 was not captured, but the client is already speaking TLS.
                 startTLS(.startTLS, time: time, observer: observer)
+                decideTLS(encrypted: true, time: time, observer: observer)
             default:
                 switch Self.nextLine(&bytes, buffer: &clientLine, resync: &clientResync, side: .client, secret: inAuthExchange, time: time, observer: observer) {
                 case nil:
@@ -340,9 +333,9 @@ public struct SMTPDialogue {
         let content = Self.lineContent(raw)
         let verbEnd = SMTPCommand.verbEnd(content)
         let verb = SMTPVerb(bytes: UnsafeRawBufferPointer(rebasing: content[0..<verbEnd]))
+        let isKnown: Bool = if case .unknown = verb { false } else { true }
 
         if case .auth(let expectingResponse) = clientMode {
-            let isKnown: Bool = if case .unknown = verb { false } else { true }
             if expectingResponse || !isKnown {
                 // A response to a 334 challenge: all of it is secret, except a lone `*` (cancel).
                 let secret: Range<Int>? = (content.count == 1 && content[0] == 0x2A) || content.isEmpty ? nil : 0..<content.count
@@ -354,19 +347,43 @@ public struct SMTPDialogue {
             clientMode = .command
         }
 
+        // The client would not go on before a reply ended: one still incomplete ended there.
+        if isKnown, !flags.contains(.unterminated), !serverLine.isEmpty || replyLineCount > 0 {
+            flushReply(extraFlags: .unterminated, time: time, observer: observer)
+        }
+
         if content.count + 2 > SMTPLimits.commandLine { flags.insert(.overLength) }
+        if beganMidSession, !knownCommandSeen, !isKnown, clientMode == .command {
+            // A capture that began inside an AUTH exchange: the password line comes first. A line
+            // of base64 alone is taken for a credential at once; any other waits for its reply.
+            if Self.isBase64Only(content) {
+                observer.authResponse(raw, secret: 0..<content.count, flags: flags, time: time)
+                expectReply(Pending(context: .authResponse))
+            } else {
+                heldLine = (Array(raw), flags, time)
+                expectReply(Pending(context: .command(verb), held: true))
+            }
+            commandSeen = true
+            return
+        }
         commandSeen = true
+        if isKnown { knownCommandSeen = true }
         var secret: Range<Int>?
         var entry = Pending(context: .command(verb))
         switch verb {
         case .mail:
             let command = SMTPCommand(line: raw)
-            if let path = command.mailPath { summary.senders.append(path.address) } else { flags.insert(.malformed) }
+            if let path = command.mailPath {
+                entry.envelope = summary.senders.count
+                summary.senders.append(EnvelopeAddress(address: path.address, bracketed: path.bracketed))
+            } else {
+                flags.insert(.malformed)
+            }
         case .rcpt:
             let command = SMTPCommand(line: raw)
             if let path = command.mailPath {
-                entry.recipient = summary.recipients.count
-                summary.recipients.append(.init(address: path.address, replyCode: nil))
+                entry.envelope = summary.recipients.count
+                summary.recipients.append(EnvelopeAddress(address: path.address, bracketed: path.bracketed))
             } else {
                 flags.insert(.malformed)
             }
@@ -389,10 +406,10 @@ public struct SMTPDialogue {
         case .auth:
             let command = SMTPCommand(line: raw)
             summary.authMechanism = command.authMechanism
-            if let range = command.authInitialResponseRange {
-                // The argument starts after the verb and one space.
-                let offset = verbEnd + 1
-                let initial = (range.lowerBound + offset)..<(range.upperBound + offset)
+            if let range = command.authSecretRange {
+                // The argument starts after the verb and one separator.
+                let offset = min(verbEnd + 1, content.count)
+                let initial = (range.lowerBound + offset)..<min(range.upperBound + offset, content.count)
                 // `AUTH PLAIN =` is an empty initial response, not a secret.
                 if !(initial.count == 1 && content[initial.lowerBound] == 0x3D) { secret = initial }
             }
@@ -411,15 +428,50 @@ public struct SMTPDialogue {
         expectReply(entry)
     }
 
+    /// Whether a line is nothing but base64 (`A`-`Z`, `a`-`z`, `0`-`9`, `+`, `/`, `=`).
+    static func isBase64Only(_ content: UnsafeRawBufferPointer) -> Bool {
+        guard !content.isEmpty else { return false }
+        for byte in content {
+            switch byte {
+            case 0x41...0x5A, 0x61...0x7A, 0x30...0x39, 0x2B, 0x2F, 0x3D: continue
+            default: return false
+            }
+        }
+        return true
+    }
+
+    /// Reports the line held before any command: as a credential when its reply says it was one
+    /// (or when in doubt), else as the command it looked like.
+    mutating func releaseHeldLine(asSecret: Bool, time: Timestamp, observer: some SMTPDialogueObserver) {
+        guard let held = heldLine else { return }
+        heldLine = nil
+        if let index = pending.lastIndex(where: \.held) {
+            pending[index].held = false
+            if asSecret { pending[index].context = .authResponse }
+        }
+        held.bytes.withUnsafeBytes { raw in
+            let content = Self.lineContent(raw)
+            if asSecret {
+                observer.authResponse(raw, secret: 0..<content.count, flags: held.flags, time: held.time)
+            } else {
+                let verb = SMTPVerb(bytes: UnsafeRawBufferPointer(rebasing: content[0..<SMTPCommand.verbEnd(content)]))
+                observer.command(raw, verb: verb, flags: held.flags, secret: nil, time: held.time)
+            }
+        }
+    }
+
     /// Queues what the next reply answers; beyond ``SMTPLimits/pendingCommandCap`` the oldest is
     /// given up, so a capture of one side only cannot grow the queue without end.
     mutating func expectReply(_ entry: Pending) {
-        if pending.count - pendingHead >= SMTPLimits.pendingCommandCap { pendingHead += 1 }
-        if pendingHead > 1024, pendingHead * 2 > pending.count {
-            pending.removeFirst(pendingHead)
-            pendingHead = 0
-        }
+        if pending.count >= SMTPLimits.pendingCommandCap { pending.removeFirst() }
         pending.append(entry)
+    }
+
+    /// A client gap of `count` bytes may have swallowed whole commands: their replies will come.
+    mutating func expectLostCommands(_ count: Int) {
+        // The shortest command line is five bytes (`QUIT` and a bare LF).
+        guard count >= 5, pending.last?.context != .lostCommand else { return }
+        expectReply(Pending(context: .lostCommand))
     }
 
     /// Whether the client is inside an AUTH exchange, where any line may carry credentials.
@@ -434,6 +486,7 @@ public struct SMTPDialogue {
         messageIndex += 1
         messageSize = 0
         messageOpen = true
+        messageGapped = false
         if transfer == .data {
             clientMode = .data
             dataAtLineStart = true
@@ -452,12 +505,17 @@ public struct SMTPDialogue {
     mutating func finishChunk(last: Bool, time: Timestamp, observer: some SMTPDialogueObserver) {
         clientMode = .command
         if last, messageOpen {
-            observer.messageEnd(UnsafeRawBufferPointer(start: nil, count: 0), message: messageIndex, transfer: .bdat, size: messageSize, complete: true, time: time)
-            summary.completedMessages += 1
-            summary.messageBytes += messageSize
+            let complete = !messageGapped
+            observer.messageEnd(UnsafeRawBufferPointer(start: nil, count: 0), message: messageIndex, transfer: .bdat, size: messageSize, complete: complete, time: time)
+            if complete {
+                summary.completedMessages += 1
+                summary.messageBytes += messageSize
+            }
             messageOpen = false
         }
     }
+
+    // MARK: Message data
 
     /// DATA mode: passes message bytes on in runs and stops after the `.` line.
     mutating func consumeMessageData(_ bytes: inout UnsafeRawBufferPointer, time: Timestamp, observer: some SMTPDialogueObserver) {
@@ -543,11 +601,14 @@ public struct SMTPDialogue {
         swap(&held, &dataHold)
     }
 
-    /// The `.` line: the message is complete; the next reply answers it.
+    /// The `.` line: the message is over; the next reply answers it.
     mutating func endMessage(_ terminator: UnsafeRawBufferPointer, time: Timestamp, observer: some SMTPDialogueObserver) {
-        observer.messageEnd(terminator, message: messageIndex, transfer: .data, size: messageSize, complete: true, time: time)
-        summary.completedMessages += 1
-        summary.messageBytes += messageSize
+        let complete = !messageGapped
+        observer.messageEnd(terminator, message: messageIndex, transfer: .data, size: messageSize, complete: complete, time: time)
+        if complete {
+            summary.completedMessages += 1
+            summary.messageBytes += messageSize
+        }
         messageOpen = false
         clientMode = .command
         expectReply(Pending(context: .message))
@@ -565,6 +626,83 @@ public struct SMTPDialogue {
         return dots
     }
 
+    // MARK: Bytes after a gap in DATA
+
+    /// Looks for the message's `.` line in the bytes held after a gap; failing that, once too many
+    /// are held, they must be message data.
+    mutating func resolveHeldData(time: Timestamp, observer: some SMTPDialogueObserver) {
+        guard let terminator = Self.terminatorLine(in: heldData) else {
+            if heldData.count > Self.heldDataCap {
+                releaseHeldData(time: time, observer: observer)
+            }
+            return
+        }
+        var held: [UInt8] = []
+        swap(&held, &heldData)
+        if !messageOpen {
+            // DATA's 354 was not seen (it fell into the hole): the `.` line says there was a message.
+            beginMessage(.data, time: time, observer: observer)
+            messageGapped = true
+        }
+        held.withUnsafeBytes { raw in
+            releaseAsMessageData(UnsafeRawBufferPointer(rebasing: raw[0..<terminator.lowerBound]), time: heldDataTime, observer: observer)
+            endMessage(UnsafeRawBufferPointer(rebasing: raw[terminator]), time: time, observer: observer)
+            // What follows the `.` line is commands again.
+            if terminator.upperBound < raw.count {
+                receiveClient(UnsafeRawBufferPointer(rebasing: raw[terminator.upperBound...]), time: time, observer: observer)
+            }
+        }
+    }
+
+    /// Takes the held bytes for message data, and reads on in DATA mode.
+    mutating func releaseHeldData(time: Timestamp, observer: some SMTPDialogueObserver) {
+        var held: [UInt8] = []
+        swap(&held, &heldData)
+        if !messageOpen {
+            beginMessage(.data, time: time, observer: observer)
+            messageGapped = true
+        }
+        clientMode = .data
+        held.withUnsafeBytes { releaseAsMessageData($0, time: heldDataTime, observer: observer) }
+    }
+
+    /// Message bytes that begin right after a hole: the piece up to the first LF is the tail of a
+    /// line cut by the hole, a fragment; whole lines follow. Leaves the client in DATA mode.
+    mutating func releaseAsMessageData(_ raw: UnsafeRawBufferPointer, time: Timestamp, observer: some SMTPDialogueObserver) {
+        clientMode = .data
+        guard !raw.isEmpty else { return }
+        guard let newline = raw.firstIndex(of: 0x0A) else {
+            observer.fragment(raw, side: .client, time: time)
+            dataAtLineStart = false
+            return
+        }
+        observer.fragment(UnsafeRawBufferPointer(rebasing: raw[0...newline]), side: .client, time: time)
+        dataAtLineStart = true
+        var rest = UnsafeRawBufferPointer(rebasing: raw[(newline + 1)...])
+        if !rest.isEmpty { consumeMessageData(&rest, time: time, observer: observer) }
+    }
+
+    /// The first `.` line in bytes that began after a hole: at their very start, or after an LF.
+    static func terminatorLine(in bytes: [UInt8]) -> Range<Int>? {
+        bytes.withUnsafeBytes { terminatorLine(in: $0) }
+    }
+
+    static func terminatorLine(in raw: UnsafeRawBufferPointer) -> Range<Int>? {
+        guard let base = raw.baseAddress, !raw.isEmpty else { return nil }
+        func terminator(at dot: Int) -> Range<Int>? {
+            if dot + 1 < raw.count, raw[dot + 1] == 0x0A { return dot..<(dot + 2) }
+            if dot + 2 < raw.count, raw[dot + 1] == 0x0D, raw[dot + 2] == 0x0A { return dot..<(dot + 3) }
+            return nil
+        }
+        if raw[0] == 0x2E, let found = terminator(at: 0) { return found }
+        var position = 0
+        while let dot = nextDotLine(base, raw.count, from: position) {
+            if let found = terminator(at: dot) { return found }
+            position = dot
+        }
+        return nil
+    }
+
     // MARK: Server
 
     mutating func receiveServer(_ input: UnsafeRawBufferPointer, time: Timestamp, observer: some SMTPDialogueObserver) {
@@ -576,6 +714,7 @@ public struct SMTPDialogue {
             }
         }
         while !bytes.isEmpty {
+            if tlsUndecided { decideTLS(by: bytes, time: time, observer: observer) }
             if serverEncrypted {
                 summary.encryptedServer += bytes.count
                 observer.encrypted(side: .server, bytes: bytes.count, time: time)
@@ -658,20 +797,77 @@ public struct SMTPDialogue {
         deliverBufferedReply(code: replyCode, extraFlags: extraFlags, time: time, observer: observer)
     }
 
+    /// Whether a reply with `code` can answer what `context` waits for. A reply that cannot is
+    /// evidence that the pairing slipped (a gap swallowed a command or a reply).
+    static func fits(_ code: Int, _ context: ReplyContext) -> Bool {
+        let kind = code / 100
+        switch context {
+        case .greeting: return code == 220 || code == 421 || code == 554
+        case .command(.data): return code == 354 || kind == 4 || kind == 5
+        case .command(.starttls): return kind == 2 || kind == 4 || kind == 5
+        case .command(.auth), .authResponse: return kind != 3 || code == 334
+        case .command(.quit): return code == 221 || kind == 4 || kind == 5
+        case .command(.unknown(_)), .lostCommand, .none: return true
+        case .command, .message: return kind != 3 && code != 220 && code != 221
+        }
+    }
+
+    /// The waiting command a reply with `code` answers (nil when none waits).
+    mutating func takePending(code: Int) -> Pending? {
+        if serverRepliesLost, let first = pending.first, !Self.fits(code, first.context),
+           let fitting = pending.firstIndex(where: { $0.context != .lostCommand && Self.fits(code, $0.context) && !Self.fits(code, .command(.noop)) }) {
+            // Replies were lost in a gap: those waiting before the one this reply can only answer
+            // get none.
+            pending.removeFirst(fitting)
+        }
+        if let head = pending.first, head.context == .greeting, !Self.fits(code, .greeting), pending.count > 1,
+           Self.fits(code, pending[1].context) {
+            // No greeting came (or the capture missed it): the reply answers the first command.
+            pending.removeFirst()
+        }
+        while let head = pending.first, head.context == .lostCommand {
+            // The next known command takes a reply that fits it; one that does not answers a
+            // command the gap swallowed.
+            if let next = pending.first(where: { $0.context != .lostCommand }), Self.fits(code, next.context) {
+                pending.removeFirst()
+                continue
+            }
+            return Pending(context: .lostCommand)
+        }
+        let entry = pending.popFirst()
+        if pending.isEmpty { serverRepliesLost = false }
+        return entry
+    }
+
     mutating func deliverReply(_ raw: UnsafeRawBufferPointer, lineCount: Int, code: Int?, flags inputFlags: LineFlags, time: Timestamp, observer: some SMTPDialogueObserver) {
         var flags = inputFlags
         var context = ReplyContext.none
-        var recipient = -1
+        var envelope = -1
         var endsMessage = false
+        var heldAfterGap: [UInt8]?
         // A line without a code answers nothing: the command waiting keeps its slot.
-        if code != nil, pendingHead < pending.count {
-            context = pending[pendingHead].context
-            recipient = pending[pendingHead].recipient
-            endsMessage = pending[pendingHead].endsMessage
-            pendingHead += 1
-            if pendingHead == pending.count {
-                pending.removeAll(keepingCapacity: true)
-                pendingHead = 0
+        if code != nil, pending.isEmpty, messageOpen, messageGapped, clientMode == .data || clientMode == .dataAfterGap {
+            // A message whose end fell into a gap: only the message can be answered now. It ends
+            // here, incomplete, and what the client sent after the hole is commands again.
+            if clientMode == .dataAfterGap {
+                heldAfterGap = heldData
+                heldData = []
+            }
+            flushDataHold(time: time, observer: observer)
+            observer.messageEnd(UnsafeRawBufferPointer(start: nil, count: 0), message: messageIndex, transfer: .data,
+                                size: messageSize, complete: false, time: time)
+            messageOpen = false
+            clientMode = .command
+            context = .message
+        } else if let code, let entry = takePending(code: code) {
+            context = entry.context
+            envelope = entry.envelope
+            endsMessage = entry.endsMessage
+            if entry.held {
+                // The reply tells what the line held before any command was.
+                let secret = code == 334 || code == 235 || code == 535
+                releaseHeldLine(asSecret: secret, time: time, observer: observer)
+                context = secret ? .authResponse : entry.context
             }
         } else if code == 220 || code == 421 || code == 554, !commandSeen, summary.lastReplyCode == nil {
             // A capture that began after the handshake but before the greeting.
@@ -679,17 +875,33 @@ public struct SMTPDialogue {
         } else if code != nil {
             flags.insert(.unsolicited)
         }
+        if context == .greeting { knownCommandSeen = true }
         if let code { summary.lastReplyCode = code }
         observer.reply(raw, lineCount: lineCount, code: code, context: context, flags: flags, time: time)
         guard let code else { return }
 
         switch context {
-        case .command(.rcpt) where recipient >= 0:
-            summary.recipients[recipient].replyCode = code
+        case .command(.mail) where envelope >= 0:
+            summary.senders[envelope].replyCode = code
+        case .command(.rcpt) where envelope >= 0:
+            summary.recipients[envelope].replyCode = code
         case .command(.data):
             if code == 354 {
-                if clientMode == .awaitingDataReply { beginMessage(.data, time: time, observer: observer) }
+                if clientMode == .awaitingDataReply {
+                    beginMessage(.data, time: time, observer: observer)
+                } else if clientMode == .dataAfterGap, !messageOpen {
+                    // DATA was accepted: the bytes held after the hole are message data.
+                    beginMessage(.data, time: time, observer: observer)
+                    messageGapped = true
+                    clientMode = .dataAfterGap
+                    resolveHeldData(time: time, observer: observer)
+                }
             } else if clientMode == .awaitingDataReply {
+                clientMode = .command
+            } else if clientMode == .dataAfterGap, !messageOpen {
+                // DATA was refused: the bytes after the hole are commands.
+                heldAfterGap = heldData
+                heldData = []
                 clientMode = .command
             }
         case .message:
@@ -697,19 +909,25 @@ public struct SMTPDialogue {
         case .command(.bdat) where endsMessage:
             // The reply to the LAST chunk ends the message's transaction.
             summary.messageReplyCodes.append(code)
-        case .none where code == 334 && clientMode == .command:
-            // A challenge no command was waiting for (the capture began mid-exchange): the
-            // client's next line is a response, and a secret.
+        case .none where code == 334 && clientMode == .command, .lostCommand where code == 334 && clientMode == .command:
+            // A challenge no known command was waiting for (the capture began mid-exchange, or
+            // the AUTH line fell into a gap): the client's next line is a response, and a secret.
             clientMode = .auth(expectingResponse: true)
+        case .none where code == 354 && clientMode == .command && clientLine.isEmpty && beganMidSession,
+             .lostCommand where code == 354 && clientMode == .command && clientLine.isEmpty:
+            // DATA was accepted although the capture does not hold it (it came before the capture
+            // began, or fell into a gap): message data follows.
+            beginMessage(.data, time: time, observer: observer)
+            messageGapped = true
         case .command(.auth), .authResponse:
-            // Only a client waiting in the AUTH exchange changes state: a stray reply must not
-            // pull it out of, say, message data.
-            guard case .auth = clientMode else { break }
             if code == 334 {
-                clientMode = .auth(expectingResponse: true)
+                // Only a client waiting in the AUTH exchange changes state: a stray reply must not
+                // pull it out of, say, message data.
+                if case .auth = clientMode { clientMode = .auth(expectingResponse: true) }
             } else {
+                // Also when AUTH was pipelined and the client has moved on.
                 summary.authReplyCode = code
-                clientMode = .command
+                if case .auth = clientMode { clientMode = .command }
             }
         case .command(.starttls):
             if code / 100 == 2 {
@@ -720,24 +938,10 @@ public struct SMTPDialogue {
         default:
             break
         }
-    }
-
-    mutating func startTLS(_ mode: TLSMode, time: Timestamp, observer: some SMTPDialogueObserver) {
-        guard summary.tls == nil else { return }
-        summary.tls = mode
-        observer.tlsStarted(mode, time: time)
-        if tlsIsDecrypted {
-            if clientMode == .awaitingTLSReply { clientMode = .command }
-            return
-        }
-        flushClientLine(time: time, observer: observer)
-        clientMode = .encrypted
-        serverEncrypted = true
-        // Plaintext the server had buffered after its 220 would be an injection (CVE-2011-0411): nothing to parse.
-        if !serverLine.isEmpty {
-            summary.encryptedServer += serverLine.count
-            observer.encrypted(side: .server, bytes: serverLine.count, time: time)
-            serverLine.removeAll()
+        if let held = heldAfterGap, !held.isEmpty {
+            // Sent before this reply; read now that the reply said what they are.
+            clientResync = true
+            held.withUnsafeBytes { receiveClient($0, time: time, observer: observer) }
         }
     }
 
@@ -767,10 +971,15 @@ public struct SMTPDialogue {
             buffer.append(contentsOf: bytes)
             bytes = UnsafeRawBufferPointer(start: base + count, count: 0)
             if buffer.count > SMTPLimits.unterminatedLineCap {
-                // A peer that never sends LF: report what we have and start afresh.
-                buffer.withUnsafeBytes { reportFragment($0, side: side, secret: secret, time: time, observer: observer) }
-                buffer.removeAll(keepingCapacity: false)
+                // A peer that never sends LF: what came so far is a line, too long and unended;
+                // the rest of it, when it ends, is a fragment.
+                if resync {
+                    buffer.withUnsafeBytes { reportFragment($0, side: side, secret: secret, time: time, observer: observer) }
+                    buffer.removeAll(keepingCapacity: false)
+                    return .fragment
+                }
                 resync = true
+                return .buffered([.overLength, .unterminated])
             }
             return nil
         }

@@ -55,4 +55,33 @@ public struct Timestamp: Hashable, Comparable, Sendable {
         digits(rem / 3600, 2); out.append(0x3A); digits(rem / 60 % 60, 2); out.append(0x3A); digits(rem % 60, 2)
         out.append(0x2E); digits(micros, 6); out.append(0x5A)
     }
+
+    /// Parses RFC 3339 in UTC as smtptape writes it: `2026-11-29T01:37:40.030560Z` (up to nanoseconds).
+    public init?(rfc3339 text: String) {
+        guard text.hasSuffix("Z") else { return nil }
+        let parts = text.dropLast().split(separator: "T")
+        guard parts.count == 2 else { return nil }
+        let date = parts[0].split(separator: "-").compactMap { Int($0) }
+        let clock = parts[1].split(separator: ":")
+        guard date.count == 3, clock.count == 3, let hour = Int(clock[0]), let minute = Int(clock[1]) else { return nil }
+        let secondParts = clock[2].split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false)
+        guard let secondText = secondParts.first, let second = Int(secondText), (0...60).contains(second),
+              (0...23).contains(hour), (0...59).contains(minute), (1...12).contains(date[1]), (1...31).contains(date[2]),
+              (0...9999).contains(date[0]) else { return nil }
+        var nanos: Int64 = 0
+        if secondParts.count == 2 {
+            let digits = String(secondParts[1].prefix(9))
+            guard !digits.isEmpty, digits.allSatisfy(\.isNumber), let value = Int64(digits) else { return nil }
+            nanos = value * Int64([1, 10, 100, 1000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000, 1_000_000_000][9 - digits.count])
+        }
+        // Days from civil (Howard Hinnant's algorithm).
+        let (y, m, d) = (date[0] - (date[1] <= 2 ? 1 : 0), date[1], date[2])
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yoe = y - era * 400
+        let doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+        let days = era * 146_097 + doe - 719_468
+        let seconds = Int64(days) * 86400 + Int64(hour * 3600 + minute * 60 + second)
+        self.init(seconds: seconds, nanoseconds: nanos)
+    }
 }

@@ -69,8 +69,9 @@ public struct Scenario: Hashable, Sendable {
         public var steps: [Step]
         public var end: Ending
 
+        /// - Parameter end: how the session ends; by default as ``inferredEnd`` says.
         public init(name: String? = nil, note: String? = nil, implicitTLS: Bool = false, incomplete: String? = nil,
-                    greeting: Reply, greetingDelay: Double? = nil, steps: [Step] = [], end: Ending = .quit) {
+                    greeting: Reply, greetingDelay: Double? = nil, steps: [Step] = [], end: Ending? = nil) {
             self.name = name
             self.note = note
             self.implicitTLS = implicitTLS
@@ -78,13 +79,27 @@ public struct Scenario: Hashable, Sendable {
             self.greeting = greeting
             self.greetingDelay = greetingDelay
             self.steps = steps
-            self.end = end
+            self.end = .quit
+            self.end = end ?? inferredEnd
+        }
+
+        /// How the session ends when the file does not say: the client quits after a QUIT step
+        /// that got a reply; the server closes after a fault or a `421` (RFC 5321 3.8); otherwise
+        /// the client closes the connection.
+        public var inferredEnd: Ending {
+            guard let last = steps.last else {
+                return greeting.code == 421 ? .serverClose : .clientClose
+            }
+            if last.fault != nil { return .serverClose }
+            if last.verb == .quit, last.reply != nil { return .quit }
+            if last.reply?.code == 421 { return .serverClose }
+            return .clientClose
         }
     }
 
     /// How a session ends.
     public enum Ending: String, Hashable, Sendable, CaseIterable {
-        /// The client sends QUIT (the default).
+        /// The client sends QUIT, and the server closes after its reply.
         case quit
         /// The client closes the connection without QUIT.
         case clientClose = "client-close"
@@ -204,10 +219,12 @@ public struct Scenario: Hashable, Sendable {
             return substrings.indices.allSatisfy { ReplyGrammar.problems(substrings, at: $0).isEmpty } ? lines : nil
         }
 
-        /// The code of the last line.
+        /// The code of the last line (however its lines end).
         public var code: Int? {
-            guard let lines = textLines, let last = lines.last else { return nil }
-            return Array(last.utf8).withUnsafeBytes { SMTPReplyLine.code($0) }
+            var end = bytes.count
+            if end > 0, bytes[end - 1] == 0x0A { end -= 1 }
+            let start = bytes[..<end].lastIndex(of: 0x0A).map { $0 + 1 } ?? 0
+            return bytes[start..<end].withUnsafeBytes { SMTPReplyLine.code($0) }
         }
     }
 }

@@ -63,19 +63,26 @@ public enum ScenarioPlayback {
     /// number of sessions.
     @discardableResult
     public static func render(_ scenario: Scenario, source: String, firstSessionID: Int, into observer: some SessionObserver) -> Int {
-        let base = parseTime(scenario.origin?.start) ?? Timestamp(nanoseconds: 0)
+        let start = scenario.origin?.start.flatMap(Timestamp.init(rfc3339:))
+        let base = start ?? Timestamp(nanoseconds: 0)
         let endpoints = scenario.origin?.connection?.components(separatedBy: " -> ")
+        let known = start != nil && endpoints?.count == 2
         for (index, session) in scenario.sessions.enumerated() {
+            var name = session.name ?? scenario.name
+            if session.name == nil, scenario.sessions.count > 1 { name += " (session \(index + 1) of \(scenario.sessions.count))" }
             let info = SessionInfo(
                 id: firstSessionID + index,
-                client: endpoints?.first ?? "client",
-                server: endpoints?.count == 2 ? endpoints![1] : "scenario",
-                start: base, source: source, handshakeSeen: true)
+                client: known ? endpoints![0] : "client",
+                server: known ? endpoints![1] : "server",
+                start: base, source: source, handshakeSeen: true,
+                name: known ? nil : "scenario '" + name + "'")
             observer.sessionStarted(info)
             observer.select(session: info.id)
             var dialogue = SMTPDialogue(expectGreeting: true, tlsIsDecrypted: true)
             var time = base
-            if session.implicitTLS { observer.tlsStarted(.implicit, time: base) }
+            if session.implicitTLS {
+                observer.tlsStarted(TLSStart(mode: .implicit, state: .decrypted(version: nil, cipherSuite: nil)), time: base)
+            }
             for write in writes(session) {
                 // Delays add up; a scenario spanning more than ~30 years of delays is clamped.
                 time = Timestamp(nanoseconds: base.nanoseconds &+ Int64(min(write.time, 1e9) * 1_000_000_000))
@@ -83,41 +90,12 @@ public enum ScenarioPlayback {
             }
             dialogue.finish(time: time, observer: observer)
             let reason: SessionEndReason = switch session.end {
-            case .quit: .closed
-            case .clientClose: .reset(by: .client)
-            case .serverClose: .reset(by: .server)
+            case .quit: .closed(by: .server)
+            case .clientClose: .closed(by: .client)
+            case .serverClose: .closed(by: .server)
             }
-            observer.sessionEnded(info, summary: dialogue.summary, reason: session.steps.last?.fault != nil ? .reset(by: .server) : reason, time: time)
+            observer.sessionEnded(info, summary: dialogue.summary, reason: session.steps.last?.fault != nil ? .closed(by: .server) : reason, time: time)
         }
         return scenario.sessions.count
-    }
-
-    /// `2026-11-29T01:37:40.030560Z` (UTC, up to nanoseconds).
-    public static func parseTime(_ text: String?) -> Timestamp? {
-        guard let text, text.hasSuffix("Z") else { return nil }
-        let parts = text.dropLast().split(separator: "T")
-        guard parts.count == 2 else { return nil }
-        let date = parts[0].split(separator: "-").compactMap { Int($0) }
-        let clock = parts[1].split(separator: ":")
-        guard date.count == 3, clock.count == 3, let hour = Int(clock[0]), let minute = Int(clock[1]) else { return nil }
-        let secondParts = clock[2].split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false)
-        guard let secondText = secondParts.first, let second = Int(secondText), (0...60).contains(second),
-              (0...23).contains(hour), (0...59).contains(minute), (1...12).contains(date[1]), (1...31).contains(date[2]),
-              (0...9999).contains(date[0]) else { return nil }
-        var nanos: Int64 = 0
-        if secondParts.count == 2 {
-            let digits = String(secondParts[1].prefix(9))
-            guard !digits.isEmpty, digits.allSatisfy(\.isNumber), let value = Int64(digits) else { return nil }
-            nanos = value * Int64([1, 10, 100, 1000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000, 1_000_000_000][9 - digits.count])
-        }
-        // Days from civil (Howard Hinnant's algorithm).
-        let (y, m, d) = (date[0] - (date[1] <= 2 ? 1 : 0), date[1], date[2])
-        let era = (y >= 0 ? y : y - 399) / 400
-        let yoe = y - era * 400
-        let doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
-        let days = era * 146_097 + doe - 719_468
-        let seconds = Int64(days) * 86400 + Int64(hour * 3600 + minute * 60 + second)
-        return Timestamp(seconds: seconds, nanoseconds: nanos)
     }
 }

@@ -1,11 +1,6 @@
 import SMTPCore
+import SMTPFiles
 import Yams
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// A problem in a scenario file, at a line and column: `file:line:column: message`.
 public struct ScenarioDiagnostic: Hashable, Sendable, CustomStringConvertible {
@@ -19,6 +14,8 @@ public struct ScenarioDiagnostic: Hashable, Sendable, CustomStringConvertible {
 
 /// The outcome of reading a scenario file.
 public struct ScenarioReadResult: Sendable {
+    /// The file as diagnostics name it (`stdin` for standard input).
+    public var file: String
     /// The scenario, when the file has no problems.
     public var scenario: Scenario?
     public var diagnostics: [ScenarioDiagnostic]
@@ -34,32 +31,41 @@ public struct ScenarioReadResult: Sendable {
 /// problem to report all of them.
 public enum ScenarioReader {
     public static func read(file path: String) -> ScenarioReadResult {
-        func fail(_ message: String) -> ScenarioReadResult {
-            ScenarioReadResult(scenario: nil, diagnostics: [ScenarioDiagnostic(file: path, line: 1, column: 1, message: message)], unreadable: true)
+        do {
+            return read(try InputSource(path: path))
+        } catch {
+            return unreadable(path == "-" ? "stdin" : path, error.message)
         }
-        guard let file = fopen(path, "rb") else {
-            return fail(errno == ENOENT ? "no such file" : "cannot open: \(String(cString: strerror(errno)))")
-        }
-        defer { fclose(file) }
-        var info = stat()
-        guard fstat(fileno(file), &info) == 0 else { return fail("cannot read: \(String(cString: strerror(errno)))") }
-        guard info.st_mode & S_IFMT == S_IFREG else { return fail("not a regular file") }
-        guard Int(info.st_size) <= Scenario.sizeLimit else {
-            return fail("the file is \(info.st_size) bytes; scenario files are limited to \(Scenario.sizeLimit) bytes (16 MiB)")
-        }
-        var bytes = [UInt8](repeating: 0, count: Int(info.st_size))
-        guard bytes.isEmpty || fread(&bytes, 1, bytes.count, file) == bytes.count else { return fail("cannot read the file") }
-        return parse(bytes: bytes, file: path)
     }
 
-    public static func parse(bytes: [UInt8], file: String) -> ScenarioReadResult {
+    /// Reads a scenario from an input opened once (a file or a pipe), from the reader's position.
+    public static func read(_ input: InputSource) -> ScenarioReadResult {
+        let file = input.path == "-" ? "stdin" : input.path
+        if let size = input.size, size > Scenario.sizeLimit {
+            return unreadable(file, "the file is \(size) bytes; scenario files are limited to \(Scenario.sizeLimit) bytes (16 MiB)")
+        }
+        do {
+            return parse(bytes: try input.readAll(limit: Scenario.sizeLimit), file: file)
+        } catch {
+            let message = error.message.hasPrefix("larger than") ? "scenario files are limited to \(Scenario.sizeLimit) bytes (16 MiB)" : error.message
+            return unreadable(file, message)
+        }
+    }
+
+    static func unreadable(_ file: String, _ message: String) -> ScenarioReadResult {
+        ScenarioReadResult(file: file, scenario: nil, diagnostics: [ScenarioDiagnostic(file: file, line: 1, column: 1, message: message)], unreadable: true)
+    }
+
+    public static func parse(bytes input: [UInt8], file: String) -> ScenarioReadResult {
+        // A UTF-8 byte-order mark, as some editors write, is not part of the text.
+        let bytes = input.starts(with: [0xEF, 0xBB, 0xBF]) ? Array(input.dropFirst(3)) : input
         if let nul = bytes.firstIndex(of: 0) {
             let (line, column) = position(of: nul, in: bytes)
-            return ScenarioReadResult(scenario: nil, diagnostics: [ScenarioDiagnostic(file: file, line: line, column: column, message: "not a scenario: a NUL byte (binary data, not YAML text)")], unreadable: true)
+            return ScenarioReadResult(file: file, scenario: nil, diagnostics: [ScenarioDiagnostic(file: file, line: line, column: column, message: "not a scenario: a NUL byte (binary data, not YAML text)")], unreadable: true)
         }
         guard let text = String(validating: bytes, as: UTF8.self) else {
             let (line, column) = position(of: firstInvalidUTF8(bytes), in: bytes)
-            return ScenarioReadResult(scenario: nil, diagnostics: [ScenarioDiagnostic(file: file, line: line, column: column, message: "not a scenario: not UTF-8 text")], unreadable: true)
+            return ScenarioReadResult(file: file, scenario: nil, diagnostics: [ScenarioDiagnostic(file: file, line: line, column: column, message: "not a scenario: not UTF-8 text")], unreadable: true)
         }
         return parse(text, file: file)
     }
@@ -89,7 +95,7 @@ public enum ScenarioReader {
         var walker = Walker(file: file, text: text)
         let scenario = walker.document()
         let problems = walker.diagnostics.sorted { ($0.line, $0.column) < ($1.line, $1.column) }
-        return ScenarioReadResult(scenario: problems.isEmpty ? scenario : nil, diagnostics: problems, unreadable: false)
+        return ScenarioReadResult(file: file, scenario: problems.isEmpty ? scenario : nil, diagnostics: problems, unreadable: false)
     }
 }
 
@@ -184,10 +190,36 @@ struct Walker {
             let (line, column) = offset.map { ScenarioReader.position(of: $0, in: Array(text.utf8)) } ?? (1, 1)
             report(line: line, column: column, "YAML: " + problem)
         case .duplicatedKeysInMapping(let duplicates, let context):
-            report(nil, "YAML: duplicate keys \(duplicates.joined(separator: ", ")) (\(context.text))")
+            // Yams names the first occurrence; the mistake is the second one.
+            let key = duplicates.first ?? ""
+            if let (line, column) = Self.repeatedKey(key, after: context.mark, in: lines) {
+                report(line: line, column: column, "'\(key)' appears twice in one mapping (first at line \(context.mark.line))")
+            } else {
+                report(line: context.mark.line, column: context.mark.column, "'\(key)' appears twice in one mapping")
+            }
         default:
             report(nil, "YAML: \(error)")
         }
+    }
+
+    /// Where `key` appears again in the block mapping whose key at `mark` appears first: the
+    /// next line at the same indentation that starts with it, before the mapping ends.
+    static func repeatedKey(_ key: String, after mark: Mark, in lines: [Substring]) -> (Int, Int)? {
+        let column = mark.column - 1
+        var index = mark.line  // the line after the first occurrence (lines are 1-based)
+        while index < lines.count {
+            let line = lines[index]
+            let indentation = line.prefix { $0 == " " }.count
+            let rest = line.dropFirst(indentation)
+            index += 1
+            if rest.isEmpty || rest.hasPrefix("#") { continue }
+            if indentation < column { return nil }
+            guard indentation == column else { continue }
+            for spelling in [key, "'" + key + "'", "\"" + key + "\""] where rest.hasPrefix(spelling + ":") {
+                return (index, column + 1)
+            }
+        }
+        return nil
     }
 
     // MARK: Node helpers
@@ -339,7 +371,7 @@ struct Walker {
         origin.start = pairs["start"].flatMap { string($0, key: "start") }
         origin.end = pairs["end"].flatMap { string($0, key: "end") }
         for key in ["start", "end"] {
-            if let node = pairs[key], let text = node.scalar?.string, ScenarioPlayback.parseTime(text) == nil {
+            if let node = pairs[key], let text = node.scalar?.string, Timestamp(rfc3339: text) == nil {
                 report(node, "'\(key)' must be an RFC 3339 time in UTC, like 2026-11-29T01:37:40.030560Z")
             }
         }
@@ -359,6 +391,8 @@ struct Walker {
         let (greetingGiven, greeting) = replyField(pairs, "greeting", in: "a session")
         if !greetingGiven { report(node, "missing 'greeting'") }
         var steps: [Scenario.Step] = []
+        var parsed: [ParsedStep] = []
+        var complete = true
         if let stepsNode = pairs["steps"], let items = sequence(stepsNode, key: "steps") {
             var ended: Node?
             for item in items {
@@ -367,14 +401,17 @@ struct Walker {
                     ended = nil
                 }
                 if let step = step(item) {
-                    steps.append(step)
-                    if step.endsSession { ended = item }
+                    steps.append(step.step)
+                    parsed.append(step)
+                    if step.step.endsSession { ended = item }
+                } else {
+                    complete = false
                 }
             }
         }
-        let end = pairs["end"].flatMap { choice($0, key: "end", Scenario.Ending.self, allowed: Scenario.Ending.allCases.map(\.rawValue)) } ?? .quit
+        let end = pairs["end"].flatMap { choice($0, key: "end", Scenario.Ending.self, allowed: Scenario.Ending.allCases.map(\.rawValue)) }
         guard let greeting else { return nil }
-        return Scenario.Session(
+        let session = Scenario.Session(
             name: pairs["name"].flatMap { string($0, key: "name") },
             note: pairs["note"].flatMap { string($0, key: "note") },
             implicitTLS: implicitTLS,
@@ -383,13 +420,27 @@ struct Walker {
             greetingDelay: pairs["greeting-delay"].flatMap { seconds($0, key: "greeting-delay") },
             steps: steps,
             end: end)
+        // The dialogue is checked only when every step read: one broken step would shift the rest.
+        if complete {
+            checkConversation(session, steps: parsed, greeting: pairs["greeting"] ?? pairs["greeting-base64"], end: pairs["end"])
+        }
+        return session
     }
 
-    mutating func step(_ node: Node) -> Scenario.Step? {
+    /// A step as read, with the nodes its checks point at.
+    struct ParsedStep {
+        var step: Scenario.Step
+        var node: Node
+        var pairs: Pairs
+        /// The key that names the step's kind (`client`, `message-base64`, ...), absent for a reply alone.
+        var kindKey: String?
+    }
+
+    mutating func step(_ node: Node) -> ParsedStep? {
         guard let pairs = mapping(node, keys: Self.stepKeys, what: "a step") else { return nil }
         let kinds = pairs.order.filter { Self.stepKinds.contains($0) }
         if kinds.isEmpty, let first = pairs.order.first, first == "reply" || first == "reply-base64" {
-            return unsolicited(pairs, node: node)
+            return unsolicited(pairs, node: node).map { ParsedStep(step: $0, node: node, pairs: pairs, kindKey: nil) }
         }
         guard let kindKey = kinds.first else {
             report(node, "a step needs one of client, auth or message (or, for a reply the server sends unprompted, 'reply' first)")
@@ -406,6 +457,8 @@ struct Walker {
             if let text = string(valueNode, key: kindKey) {
                 if text.contains("\n") || text.contains("\r") {
                     report(valueNode, "'\(kindKey)' is one line; use '\(kindKey)-base64' for exact bytes")
+                } else if text.unicodeScalars.contains(where: { $0.value < 0x20 && $0 != "\t" || $0.value == 0x7F }) {
+                    report(valueNode, "'\(kindKey)' holds a control character; use '\(kindKey)-base64' for exact bytes")
                 } else {
                     client = Array(text.utf8) + [0x0D, 0x0A]
                 }
@@ -489,12 +542,13 @@ struct Walker {
             }
         }
         guard let client else { return nil }
-        return Scenario.Step(
+        let step = Scenario.Step(
             kind: kind, client: client, match: match, pattern: pattern, compareExactly: compareExactly, via: via, chunks: chunks,
             chunkReplies: chunkReplies, reply: fault == .drop ? nil : reply,
             delay: pairs["delay"].flatMap { seconds($0, key: "delay") },
             fault: fault, startsTLS: startsTLS,
             note: pairs["note"].flatMap { string($0, key: "note") })
+        return ParsedStep(step: step, node: node, pairs: pairs, kindKey: kindKey)
     }
 
     /// A step with only a reply: the server speaks without being asked.
@@ -542,6 +596,10 @@ struct Walker {
             }
             for problem in ReplyGrammar.problems(replyLines, at: index) {
                 report(line: lineNumber, column: column, problem)
+                valid = false
+            }
+            if replyLines[index].unicodeScalars.contains(where: { $0.value < 0x20 && $0 != "\t" || $0.value == 0x7F }) {
+                report(line: lineNumber, column: column, "a reply line holds CR or another control character; write the exact bytes as '\(key)-base64'")
                 valid = false
             }
         }

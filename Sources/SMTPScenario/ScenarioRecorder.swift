@@ -5,13 +5,19 @@ import SMTPCore
 /// It follows the defaults that let a recorded scenario replay against the same client run again
 /// (see `Scenarios/FORMAT.md`): the EHLO/HELO argument and the value of `SIZE=` become wildcards,
 /// AUTH secrets the placeholder (unless `showSecrets`), BDAT chunk sizes are kept but not
-/// compared, and the server's think time before each reply is kept as `delay`. What cannot be
-/// recorded (TLS, gaps) is explained in the session's `incomplete`.
+/// compared, and the server's think time before each reply is kept as `delay`.
+///
+/// One rule for what cannot be read: a scenario holds the dialogue up to the first point the
+/// recording cannot vouch for (bytes missing from the capture, a line cut off, encrypted TLS), and
+/// keeps only the steps answered before it. `incomplete` says where and why. So whatever is
+/// written is a dialogue that `check` accepts and replay can play.
 public final class ScenarioRecorder: SessionObserver {
     final class Builder {
         enum Awaiting {
             case reply(step: Int)
             case chunk(step: Int, last: Bool)
+            /// A reply to something left out (AUTH lines from before the capture began).
+            case skipped
         }
 
         let info: SessionInfo
@@ -25,8 +31,27 @@ public final class ScenarioRecorder: SessionObserver {
         var implicitTLS = false
         /// Replies before the first command seen, in a capture that began mid-session.
         var earlyReplies = 0
+        /// AUTH responses before any challenge, in a capture that began inside an exchange.
+        var earlyAuthLines = 0
+        /// Why recording stopped, once it has.
+        var stopped: String?
+        /// A reply recorded as `fault: partial` (-1: the greeting) until the dialogue goes on.
+        var unterminatedReply: Int?
+        /// The step whose reply was recorded last (-1: the greeting).
+        var lastReplied: Int?
+        var lastTime: Timestamp
 
-        init(info: SessionInfo) { self.info = info }
+        init(info: SessionInfo) {
+            self.info = info
+            lastTime = info.start
+        }
+
+        /// `+1.234 s`: a time in the session, for notes.
+        func offset(_ time: Timestamp) -> String {
+            let millis = Int(max(0, time.nanoseconds - info.start.nanoseconds) / 1_000_000)
+            let fraction = String(millis % 1000)
+            return "+\(millis / 1000).\(String(repeating: "0", count: 3 - fraction.count) + fraction) s"
+        }
     }
 
     let showSecrets: Bool
@@ -47,6 +72,40 @@ public final class ScenarioRecorder: SessionObserver {
         return millis >= 1 ? Double(millis) / 1000 : nil
     }
 
+    /// The builder still recording, if any.
+    var recording: Builder? {
+        guard let builder = current, builder.stopped == nil else { return nil }
+        return builder
+    }
+
+    /// Ends the recording at this point (`what` happened at `time`): only the steps answered so far
+    /// are kept.
+    func stop(_ builder: Builder, _ what: String, at time: Timestamp) {
+        guard builder.stopped == nil else { return }
+        builder.awaiting.removeAll()
+        builder.openMessage = nil
+        // Replies are paired in order: from the first step left unanswered, nothing after it is sure.
+        if let unanswered = builder.steps.firstIndex(where: { $0.reply == nil && $0.fault == nil }) {
+            builder.steps.removeSubrange(unanswered...)
+            builder.stepTimes.removeSubrange(unanswered...)
+        }
+        let kept = builder.steps.count
+        builder.stopped = "at \(builder.offset(time)) \(what); the scenario keeps the \(kept) step\(kept == 1 ? "" : "s") answered before it"
+    }
+
+    /// A reply without its final line ending is `fault: partial` if the connection closed after
+    /// it; if the dialogue went on, the peers took it as whole: it gets its line ending, and a note.
+    func resolveUnterminatedReply(_ builder: Builder) {
+        guard let index = builder.unterminatedReply else { return }
+        builder.unterminatedReply = nil
+        if index < 0 {
+            builder.notes.append("the greeting had no line ending; one was added")
+        } else if index < builder.steps.count {
+            builder.steps[index].fault = nil
+            builder.notes.append("the reply to step \(index + 1) had no line ending; one was added")
+        }
+    }
+
     // MARK: SessionObserver
 
     public func sessionStarted(_ info: SessionInfo) {
@@ -64,7 +123,13 @@ public final class ScenarioRecorder: SessionObserver {
     }
 
     public func command(_ raw: UnsafeRawBufferPointer, verb: SMTPVerb, flags: LineFlags, secret: Range<Int>?, time: Timestamp) {
-        guard let builder = current else { return }
+        guard let builder = recording else { return }
+        resolveUnterminatedReply(builder)
+        builder.lastTime = time
+        if flags.contains(.unterminated) {
+            stop(builder, "the client's line was cut off before its end", at: time)
+            return
+        }
         if verb == .bdat, let chunk = SMTPCommand(line: raw).binaryDataChunk {
             let index: Int
             if let open = builder.openMessage, builder.steps[open].via == .bdat {
@@ -109,7 +174,19 @@ public final class ScenarioRecorder: SessionObserver {
     }
 
     public func authResponse(_ raw: UnsafeRawBufferPointer, secret: Range<Int>?, flags: LineFlags, time: Timestamp) {
-        guard let builder = current else { return }
+        guard let builder = recording else { return }
+        resolveUnterminatedReply(builder)
+        builder.lastTime = time
+        if flags.contains(.unterminated) {
+            stop(builder, "the client's line was cut off before its end", at: time)
+            return
+        }
+        guard builder.steps.last?.reply?.code == 334, builder.awaiting.isEmpty else {
+            // No challenge recorded before it: the capture began inside the exchange.
+            builder.earlyAuthLines += 1
+            builder.awaiting.append(.skipped)
+            return
+        }
         var line = Array(raw)
         if let secret, !showSecrets { line = Secrets.redact(raw, secret: secret) }
         let index = addStep(Scenario.Step(kind: .auth, client: line, reply: nil), time: time, to: builder)
@@ -117,7 +194,9 @@ public final class ScenarioRecorder: SessionObserver {
     }
 
     public func messageData(_ raw: UnsafeRawBufferPointer, message: Int, transfer: MessageTransfer, atLineStart: Bool, time: Timestamp) {
-        guard let builder = current else { return }
+        guard let builder = recording else { return }
+        resolveUnterminatedReply(builder)
+        builder.lastTime = time
         if transfer == .bdat {
             guard let open = builder.openMessage else { return }
             builder.steps[open].client.append(contentsOf: raw)
@@ -135,8 +214,14 @@ public final class ScenarioRecorder: SessionObserver {
     }
 
     public func messageEnd(_ raw: UnsafeRawBufferPointer, message: Int, transfer: MessageTransfer, size: Int, complete: Bool, time: Timestamp) {
-        guard let builder = current else { return }
-        if !complete { builder.notes.append("message \(message) was cut short (\(size) bytes recorded)") }
+        guard let builder = recording else { return }
+        builder.lastTime = time
+        guard complete else {
+            // The dialogue ends a message incomplete when it was reset (RSET, QUIT, a new BDAT
+            // transaction): the content is not replayable as sent.
+            stop(builder, "message \(message) did not reach its end (\(size) bytes recorded)", at: time)
+            return
+        }
         if transfer == .data {
             let index: Int
             if let open = builder.openMessage, builder.steps[open].via == .data {
@@ -146,59 +231,109 @@ public final class ScenarioRecorder: SessionObserver {
                 index = addStep(Scenario.Step(kind: .message, client: [], reply: nil), time: time, to: builder)
             }
             builder.stepTimes[index] = time
-            if complete { builder.awaiting.append(.reply(step: index)) }
+            builder.awaiting.append(.reply(step: index))
         }
         builder.openMessage = nil
     }
 
     public func reply(_ raw: UnsafeRawBufferPointer, lineCount: Int, code: Int?, context: ReplyContext, flags: LineFlags, time: Timestamp) {
-        guard let builder = current else { return }
-        let reply = Scenario.Reply(bytes: Array(raw))
+        guard let builder = recording else { return }
+        resolveUnterminatedReply(builder)
+        builder.lastTime = time
+        var reply = Scenario.Reply(bytes: Array(raw))
+        var fault: Scenario.Fault?
+        if flags.contains(.unterminated) {
+            // A reply without its final line ending, then the connection closed: `fault: partial`
+            // plays exactly that. Anything after it cannot be recorded.
+            guard raw.last != 0x0A, code != nil else {
+                stop(builder, "a server reply was cut off", at: time)
+                return
+            }
+            reply.bytes += [0x0D, 0x0A]
+            fault = .partial
+        }
         if context == .greeting {
             builder.greeting = reply
             builder.greetingDelay = Self.seconds(from: builder.info.start, to: time)
+            builder.lastReplied = -1
+            if fault != nil { builder.unterminatedReply = -1 }
             return
         }
-        if builder.greeting == nil, builder.steps.isEmpty {
+        if code == nil, fault == nil, let target = builder.lastReplied {
+            // A line without a code goes with the reply before it, as the server sent them.
+            if target < 0 {
+                builder.greeting?.bytes += reply.bytes
+            } else {
+                builder.steps[target].reply?.bytes += reply.bytes
+            }
+            return
+        }
+        if builder.greeting == nil, builder.steps.isEmpty, context != .authResponse || builder.awaiting.isEmpty {
             // The capture began mid-session: this answers a command it never saw.
+            builder.earlyReplies += 1
+            if case .skipped = builder.awaiting.first { builder.awaiting.removeFirst() }
+            return
+        }
+        if case .skipped = builder.awaiting.first {
+            builder.awaiting.removeFirst()
             builder.earlyReplies += 1
             return
         }
         guard code != nil, !builder.awaiting.isEmpty else {
             // A reply nothing was waiting for (`421 4.4.2 timeout`): a step of its own.
             let index = addStep(Scenario.Step(kind: .unsolicited, client: [], reply: reply), time: time, to: builder)
+            builder.steps[index].fault = fault
+            builder.lastReplied = index
             if index > 0 { builder.steps[index].delay = Self.seconds(from: builder.stepTimes[index - 1], to: time) }
+            if fault != nil { builder.unterminatedReply = index }
             return
         }
         switch builder.awaiting.removeFirst() {
         case .reply(let index):
             builder.steps[index].reply = reply
             builder.steps[index].delay = Self.seconds(from: builder.stepTimes[index], to: time)
+            builder.steps[index].fault = fault
+            builder.lastReplied = index
+            if fault != nil { builder.unterminatedReply = index }
         case .chunk(let index, let last):
             if last {
                 builder.steps[index].reply = reply
                 builder.steps[index].delay = Self.seconds(from: builder.stepTimes[index], to: time)
-            } else {
+                builder.steps[index].fault = fault
+                builder.lastReplied = index
+                if fault != nil { builder.unterminatedReply = index }
+            } else if fault == nil {
                 builder.steps[index].chunkReplies.append(reply)
+            } else {
+                stop(builder, "a reply to a BDAT chunk was cut off", at: time)
+                return
             }
+        case .skipped:
+            break
         }
     }
 
     public func fragment(_ raw: UnsafeRawBufferPointer, side: Side, time: Timestamp) {
-        current?.notes.append("\(raw.count) unreadable \(side.name) bytes after a gap were left out")
+        guard let builder = recording else { return }
+        stop(builder, "\(raw.count) \(side.name) bytes could not be read", at: time)
     }
 
     public func gap(side: Side, bytes: Int, time: Timestamp) {
-        guard let builder = current else { return }
-        builder.notes.append("\(bytes) \(side.name) bytes are missing from the capture (after step \(builder.steps.count))")
+        guard let builder = recording else { return }
+        stop(builder, "\(bytes) \(side.name) bytes are missing from the capture", at: time)
     }
 
-    public func tlsStarted(_ mode: TLSMode, time: Timestamp) {
-        guard let builder = current else { return }
-        if mode == .implicit {
+    public func tlsStarted(_ start: TLSStart, time: Timestamp) {
+        guard let builder = recording else { return }
+        if start.mode == .implicit {
             builder.implicitTLS = true
         } else if let last = builder.steps.indices.last(where: { builder.steps[$0].verb == .starttls }) {
             builder.steps[last].startsTLS = true
+        }
+        if start.state == .encrypted {
+            stop(builder, start.mode == .implicit
+                ? "the session is TLS from the first byte (implicit TLS) and could not be read"
+                : "the session continued under TLS after STARTTLS and could not be read", at: time)
         }
     }
 
@@ -211,24 +346,46 @@ public final class ScenarioRecorder: SessionObserver {
     }
 
     func scenario(_ builder: Builder, summary: SessionSummary, reason: SessionEndReason, time: Timestamp) -> Scenario {
-        var notes = builder.notes
-        if builder.earlyReplies > 0 {
-            notes.insert(builder.earlyReplies == 1
-                ? "the capture began mid-session: 1 reply to a command sent before it was left out"
-                : "the capture began mid-session: \(builder.earlyReplies) replies to commands sent before it were left out", at: 0)
+        if builder.unterminatedReply == -1 {
+            // A scenario has no partial greeting: it gets its line ending, and the note says so.
+            builder.notes.append("the greeting had no line ending (the connection closed after it); one was added")
         }
+        var notes: [String] = []
+        if builder.earlyReplies > 0 || builder.earlyAuthLines > 0 {
+            var parts: [String] = []
+            if builder.earlyAuthLines > 0 { parts.append("\(builder.earlyAuthLines) AUTH line(s) of an exchange begun before it") }
+            if builder.earlyReplies > 0 { parts.append("\(builder.earlyReplies) repl\(builder.earlyReplies == 1 ? "y" : "ies") to commands sent before it") }
+            notes.append("the capture began mid-session: " + parts.joined(separator: " and ") + " were left out")
+        }
+        notes += builder.notes
         var steps = builder.steps
-        // A step the server never answered: the server dropped the connection, or the capture
-        // ended first. It becomes the last step, with `fault: drop`.
-        if let unanswered = steps.firstIndex(where: { $0.reply == nil }) {
+        var ending: Scenario.Ending?
+        if let stopped = builder.stopped {
+            notes.append(stopped)
+        } else if let unanswered = steps.firstIndex(where: { $0.reply == nil && $0.fault == nil }) {
+            // Steps the server never answered: it closed the connection instead (`fault: drop`);
+            // or the client left without waiting, or the capture ended first (left out).
             if unanswered + 1 < steps.count {
-                notes.append("\(steps.count - unanswered - 1) step(s) sent after an unanswered one were left out")
+                let count = steps.count - unanswered - 1
+                notes.append("\(count) step\(count == 1 ? "" : "s") the client sent after step \(unanswered + 1), which got no reply, \(count == 1 ? "was" : "were") left out")
+                steps.removeSubrange((unanswered + 1)...)
             }
-            steps.removeSubrange((unanswered + 1)...)
-            steps[unanswered].fault = .drop
-            steps[unanswered].delay = nil
-            if reason == .captureEnded || reason == .fileDamaged || reason == .idle {
-                notes.append("the capture ended before the server answered the last step")
+            switch reason.endedBy {
+            case .server:
+                steps[unanswered].fault = .drop
+                steps[unanswered].delay = nil
+                ending = .serverClose
+            case .client where steps[unanswered].verb == .quit:
+                // The client closed without waiting for the reply to QUIT: it does not need one.
+                steps[unanswered].fault = .drop
+                notes.append("the client closed without waiting for the reply to QUIT")
+            case .client:
+                steps.removeLast()
+                notes.append("the client closed before the server answered step \(unanswered + 1), which was left out")
+                ending = .clientClose
+            case nil:
+                steps.removeLast()
+                notes.append("the capture ended before the server answered step \(unanswered + 1), which was left out")
             }
         }
         // Steps after a QUIT (the dialogue went on after it) cannot be replayed.
@@ -236,34 +393,23 @@ public final class ScenarioRecorder: SessionObserver {
             notes.append("\(steps.count - quit - 1) step(s) after the session ended were left out")
             steps.removeSubrange((quit + 1)...)
         }
-        if let tls = summary.tls {
-            let counts = "\(summary.encryptedClient) client and \(summary.encryptedServer) server bytes"
-            notes.append(tls == .implicit
-                ? "the session is TLS from the first byte (implicit TLS): its \(counts) could not be read"
-                : "the session continued under TLS after STARTTLS: its \(counts) could not be read")
-        }
         var greeting = builder.greeting
         if greeting == nil {
             greeting = "220 smtptape: greeting not captured"
             notes.insert("the greeting was not captured; a stand-in 220 greeting is used", at: 0)
         }
-        let ending: Scenario.Ending
-        if steps.last?.verb == .quit {
-            ending = .quit
-        } else if case .reset(by: .server) = reason {
-            ending = .serverClose
-        } else if let code = steps.last?.reply?.code ?? greeting?.code, code == 421 {
-            ending = .serverClose
-        } else {
-            ending = .clientClose
-        }
-        let session = Scenario.Session(
+        var session = Scenario.Session(
             implicitTLS: builder.implicitTLS,
             incomplete: notes.isEmpty ? nil : notes.joined(separator: "; "),
             greeting: greeting!,
             greetingDelay: builder.implicitTLS ? nil : builder.greetingDelay,
-            steps: steps,
-            end: ending)
+            steps: steps)
+        session.end = ending ?? (reason.endedBy == .server ? .serverClose : session.inferredEnd)
+        if steps.last?.fault != nil {
+            session.end = .serverClose
+        } else if steps.last?.verb == .quit, steps.last?.reply != nil {
+            session.end = .quit
+        }
         let info = builder.info
         var origin = origin(info)
         if origin != nil, origin?.end == nil { origin?.end = time.rfc3339 }

@@ -1,4 +1,3 @@
-import CSMTPScan
 import SMTPCore
 import Yams
 
@@ -72,7 +71,7 @@ public enum ScenarioWriter {
         pairs += [
             ("greeting-delay", session.greetingDelay.map(number)),
             ("steps", session.steps.isEmpty ? nil : .sequence(.init(session.steps.map(step), Tag(.seq), .block))),
-            ("end", session.end == .quit ? nil : string(session.end.rawValue)),
+            ("end", session.end == session.inferredEnd ? nil : string(session.end.rawValue)),
         ]
         return .mapping(mapping(pairs))
     }
@@ -123,46 +122,5 @@ public enum ScenarioWriter {
             ("note", step.note.map(string)),
         ]
         return .mapping(mapping(pairs))
-    }
-}
-
-/// Standard base64 (RFC 4648) for scenario fields.
-enum Base64 {
-    /// The same encoder the transcripts use (`CSMTPScan`).
-    static func encode(_ bytes: [UInt8]) -> String {
-        guard !bytes.isEmpty else { return "" }
-        return String(unsafeUninitializedCapacity: (bytes.count + 2) / 3 * 4) { out in
-            bytes.withUnsafeBytes { smtp_base64_encode($0.baseAddress!, bytes.count, out.baseAddress!) }
-        }
-    }
-
-    /// Decodes standard base64; `nil` for anything else (wrong characters, bad padding).
-    static func decode(_ text: String) -> [UInt8]? {
-        var values: [UInt8] = []
-        var padding = 0
-        for byte in text.utf8 {
-            switch byte {
-            case 0x41...0x5A: values.append(byte - 0x41)
-            case 0x61...0x7A: values.append(byte - 0x61 + 26)
-            case 0x30...0x39: values.append(byte - 0x30 + 52)
-            case 0x2B: values.append(62)
-            case 0x2F: values.append(63)
-            case 0x3D: padding += 1; continue
-            case 0x20, 0x0A, 0x0D, 0x09: continue
-            default: return nil
-            }
-            if padding > 0 { return nil }
-        }
-        guard (values.count + padding) % 4 == 0, padding <= 2 else { return nil }
-        var out: [UInt8] = []
-        var index = 0
-        while index + 1 < values.count {
-            let v0 = values[index], v1 = values[index + 1]
-            out.append(v0 << 2 | v1 >> 4)
-            if index + 2 < values.count { out.append(v1 << 4 | values[index + 2] >> 2) }
-            if index + 3 < values.count { out.append(values[index + 2] << 6 | values[index + 3]) }
-            index += 4
-        }
-        return out
     }
 }

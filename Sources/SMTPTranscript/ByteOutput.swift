@@ -1,8 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import SMTPFiles
 
 /// Buffered output to a file descriptor: writers append to ``buffer`` and call ``flushIfFull()``
 /// after each complete event; the bytes go out with `write(2)` in blocks of about ``blockSize``
@@ -37,22 +33,10 @@ public final class ByteOutput {
 
     public func flush() {
         guard !buffer.isEmpty else { return }
-        if !failed {
-            let bytes = buffer.bytes
-            var offset = 0
-            while offset < bytes.count {
-                let written = write(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
-                if written < 0 {
-                    if errno == EINTR { continue }
-                    failed = true
-                    break
-                }
-                offset += written
-            }
-        }
+        if !failed, !StandardStream.write(buffer.bytes, to: descriptor) { failed = true }
         buffer.removeAll()
     }
 }
 
 /// Whether a file descriptor is a terminal (for colour and progress).
-public func isTerminal(_ descriptor: Int32) -> Bool { isatty(descriptor) != 0 }
+public func isTerminal(_ descriptor: Int32) -> Bool { StandardStream.isTerminal(descriptor) }

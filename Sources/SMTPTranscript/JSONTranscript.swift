@@ -1,6 +1,6 @@
 import SMTPCore
 
-/// Writes dialogue events as JSON Lines (see CONVENTIONS.md and the README): one object per
+/// Writes dialogue events as JSON Lines (see the README): one object per
 /// event, in the order the events happened, each with `session`, `time`, `type`, and for bytes on
 /// the wire `from` and `raw` (base64 of the exact bytes).
 public final class JSONTranscriptWriter: SessionObserver {
@@ -45,10 +45,7 @@ public final class JSONTranscriptWriter: SessionObserver {
 
     func string(_ name: StaticString, _ value: String) {
         field(name)
-        out.append(0x22)
-        var value = value
-        value.withUTF8 { out.appendJSONEscaped(UnsafeRawBufferPointer($0)) }
-        out.append(0x22)
+        stringValue(value)
     }
 
     func bytesString(_ name: StaticString, _ value: UnsafeRawBufferPointer) {
@@ -75,8 +72,8 @@ public final class JSONTranscriptWriter: SessionObserver {
         out.append(0x22)
     }
 
+    /// `flags` is always written, empty when the line broke no rule.
     func flags(_ flags: LineFlags) {
-        guard !flags.isEmpty else { return }
         field("flags")
         out.append(0x5B)
         for (index, name) in flags.names.enumerated() {
@@ -129,39 +126,47 @@ public final class JSONTranscriptWriter: SessionObserver {
         out.append(0x22)
         field("duration")
         TextTranscriptRenderer.appendSeconds(time.nanoseconds - info.start.nanoseconds, to: out)
-        field("mail_from")
-        out.append(0x5B)
-        for (index, sender) in summary.senders.enumerated() {
-            if index > 0 { out.append(0x2C) }
-            out.append(0x22)
-            sender.bytes.withUnsafeBytes { out.appendJSONEscaped($0) }
-            out.append(0x22)
-        }
-        out.append(0x5D)
-        field("rcpt_to")
-        out.append(0x5B)
-        for (index, recipient) in summary.recipients.enumerated() {
-            if index > 0 { out.append(0x2C) }
-            out.append("{\"address\":\"")
-            recipient.address.bytes.withUnsafeBytes { out.appendJSONEscaped($0) }
-            out.append("\",\"code\":")
-            if let code = recipient.replyCode { out.appendDecimal(code) } else { out.append("null") }
-            out.append(0x7D)
-        }
-        out.append(0x5D)
+        addresses("mail_from", summary.senders)
+        addresses("rcpt_to", summary.recipients)
         integer("messages", summary.completedMessages)
         integer("message_bytes", summary.messageBytes)
         optionalInteger("last_reply", summary.lastReplyCode)
-        if let tls = summary.tls {
-            string("tls", tls == .startTLS ? "starttls" : "implicit")
-            out.append(",\"encrypted_bytes\":{\"client\":")
-            out.appendDecimal(summary.encryptedClient)
-            out.append(",\"server\":")
-            out.appendDecimal(summary.encryptedServer)
+        field("auth")
+        if let mechanism = summary.authMechanism {
+            out.append("{\"mechanism\":")
+            stringValue(mechanism)
+            out.append(",\"code\":")
+            if let code = summary.authReplyCode { out.appendDecimal(code) } else { out.append("null") }
+            out.append(0x7D)
+        } else {
+            out.append("null")
+        }
+        field("tls")
+        if let tls = summary.tls { stringValue(tls.name) } else { out.append("null") }
+        field("tls_state")
+        if let state = summary.tlsState { stringValue(state.name) } else { out.append("null") }
+        out.append(",\"encrypted_bytes\":{\"client\":")
+        out.appendDecimal(summary.encryptedClient)
+        out.append(",\"server\":")
+        out.appendDecimal(summary.encryptedServer)
+        out.append(0x7D)
+        integer("gap_bytes", summary.gapBytes)
+        end()
+    }
+
+    /// `[{"address": ..., "code": ...}, ...]`
+    func addresses(_ name: StaticString, _ list: [EnvelopeAddress]) {
+        field(name)
+        out.append(0x5B)
+        for (index, entry) in list.enumerated() {
+            if index > 0 { out.append(0x2C) }
+            out.append("{\"address\":\"")
+            entry.address.bytes.withUnsafeBytes { out.appendJSONEscaped($0) }
+            out.append("\",\"code\":")
+            if let code = entry.replyCode { out.appendDecimal(code) } else { out.append("null") }
             out.append(0x7D)
         }
-        if summary.gapBytes > 0 { integer("gap_bytes", summary.gapBytes) }
-        end()
+        out.append(0x5D)
     }
 
     public func command(_ raw: UnsafeRawBufferPointer, verb: SMTPVerb, flags: LineFlags, secret: Range<Int>?, time: Timestamp) {
@@ -173,7 +178,7 @@ public final class JSONTranscriptWriter: SessionObserver {
             verb.bytes.withUnsafeBytes { out.appendJSONEscaped($0) }
             out.append(0x22)
             bytesString("text", Self.content(visible))
-            if redacted { out.append(",\"redacted\":true") }
+            out.append(redacted ? ",\"redacted\":true" : ",\"redacted\":false")
         }
         self.flags(flags)
         end()
@@ -214,7 +219,7 @@ public final class JSONTranscriptWriter: SessionObserver {
         withVisible(raw, secret: secret) { visible, redacted in
             self.raw(visible)
             bytesString("text", Self.content(visible))
-            if redacted { out.append(",\"redacted\":true") }
+            out.append(redacted ? ",\"redacted\":true" : ",\"redacted\":false")
         }
         self.flags(flags)
         end()
@@ -251,10 +256,25 @@ public final class JSONTranscriptWriter: SessionObserver {
         end()
     }
 
-    public func tlsStarted(_ mode: TLSMode, time: Timestamp) {
+    public func tlsStarted(_ start: TLSStart, time: Timestamp) {
         begin("tls_start", time: time, from: nil)
-        string("mode", mode == .startTLS ? "starttls" : "implicit")
+        string("mode", start.mode.name)
+        string("state", start.state.name)
+        if case .decrypted(let version, let suite) = start.state {
+            field("version")
+            if let version { stringValue(version) } else { out.append("null") }
+            field("cipher_suite")
+            if let suite { stringValue(suite) } else { out.append("null") }
+        }
         end()
+    }
+
+    /// A JSON string value (the field name already written).
+    func stringValue(_ value: String) {
+        out.append(0x22)
+        var value = value
+        value.withUTF8 { out.appendJSONEscaped(UnsafeRawBufferPointer($0)) }
+        out.append(0x22)
     }
 
     public func encrypted(side: Side, bytes: Int, time: Timestamp) {}

@@ -35,7 +35,6 @@ public final class TextTranscriptRenderer: SessionObserver {
         var inHeaders = true
         var bodyBytes = 0
         var bodyLines = 0
-        var lastDataTime = Timestamp(nanoseconds: 0)
         /// Set once part of the session was written before it ended (it grew past ``spillSize``).
         var spilled = false
 
@@ -177,11 +176,15 @@ public final class TextTranscriptRenderer: SessionObserver {
         header.appendDecimal(info.id)
         if part { header.append(" (part, continued below)") } else if session.spilled { header.append(" (end)") }
         header.append(": ")
-        header.append(info.client)
-        header.append(" -> ")
-        header.append(info.server)
-        header.append(", ")
-        rfc3339.append(info.start, to: header)
+        if let name = info.name {
+            header.append(name)
+        } else {
+            header.append(info.client)
+            header.append(" -> ")
+            header.append(info.server)
+            header.append(", ")
+            rfc3339.append(info.start, to: header)
+        }
         if let end {
             header.append(", ")
             Self.appendSeconds(end.nanoseconds - info.start.nanoseconds, to: header)
@@ -292,14 +295,19 @@ public final class TextTranscriptRenderer: SessionObserver {
         return String(decoding: out.bytes, as: UTF8.self)
     }
 
-    static func appendAddress(_ address: ByteString, to out: ByteWriter) {
-        out.append(0x3C)
-        if address.bytes.allSatisfy({ $0 >= 0x20 && $0 < 0x7F }) {
-            out.append(address.bytes)
+    /// A path as the client sent it (`<a@b>`, or without brackets when it had none), escaped.
+    static func appendAddress(_ entry: EnvelopeAddress, to out: ByteWriter) {
+        let sent = entry.asSent
+        if sent.allSatisfy({ $0 >= 0x20 && $0 < 0x7F }) {
+            out.append(sent)
         } else {
-            out.append(address.description)
+            out.append(ByteString.escaped(sent))
         }
-        out.append(0x3E)
+        if let code = entry.replyCode {
+            out.append(" (")
+            out.appendDecimal(code)
+            out.append(0x29)
+        }
     }
 
     static func appendSummary(_ summary: SessionSummary, to out: ByteWriter) {
@@ -313,12 +321,7 @@ public final class TextTranscriptRenderer: SessionObserver {
                 out.append(" to ")
                 for (index, recipient) in summary.recipients.enumerated() {
                     if index > 0 { out.append(", ") }
-                    appendAddress(recipient.address, to: out)
-                    if let code = recipient.replyCode {
-                        out.append(" (")
-                        out.appendDecimal(code)
-                        out.append(0x29)
-                    }
+                    appendAddress(recipient, to: out)
                 }
             }
             out.append("; ")
@@ -346,11 +349,19 @@ public final class TextTranscriptRenderer: SessionObserver {
             }
         }
         if let tls = summary.tls {
-            out.append(tls == .startTLS ? "; STARTTLS, " : "; implicit TLS, ")
-            out.appendDecimal(summary.encryptedClient)
-            out.append(0x2F)
-            out.appendDecimal(summary.encryptedServer)
-            out.append(" encrypted bytes client/server")
+            out.append(tls == .startTLS ? "; STARTTLS" : "; implicit TLS")
+            switch summary.tlsState {
+            case .plaintext:
+                out.append(" (no TLS followed)")
+            case .decrypted:
+                out.append(" (decrypted)")
+            case .encrypted, nil:
+                out.append(", ")
+                out.appendDecimal(summary.encryptedClient)
+                out.append(0x2F)
+                out.appendDecimal(summary.encryptedServer)
+                out.append(" encrypted bytes client/server")
+            }
         }
         if summary.gapBytes > 0 {
             out.append("; ")
@@ -387,7 +398,6 @@ public final class TextTranscriptRenderer: SessionObserver {
 
     public func messageData(_ raw: UnsafeRawBufferPointer, message: Int, transfer: MessageTransfer, atLineStart: Bool, time: Timestamp) {
         guard data != .none, let session = current else { return }
-        session.lastDataTime = time
         if transfer == .data {
             var unstuffed: [UInt8] = []
             DotStuffing.unstuff(raw, atLineStart: atLineStart, into: &unstuffed)
@@ -439,11 +449,7 @@ public final class TextTranscriptRenderer: SessionObserver {
 
     public func messageEnd(_ raw: UnsafeRawBufferPointer, message: Int, transfer: MessageTransfer, size: Int, complete: Bool, time: Timestamp) {
         guard let session = current else { return }
-        if !session.partialLine.isEmpty {
-            let line = session.partialLine
-            session.partialLine.removeAll(keepingCapacity: true)
-            line.withUnsafeBytes { messageLine($0, session: session, time: session.lastDataTime) }
-        }
+        flushPartialLine(session, time: time)
         switch data {
         case .none:
             // Built as bytes: this runs for every message.
@@ -468,6 +474,14 @@ public final class TextTranscriptRenderer: SessionObserver {
         if !raw.isEmpty { appendLines(raw, session: session, time: time, tag: "C: ", colour: .client, flags: []) }
     }
 
+    /// A message line that never got its line ending is shown when the message ends or a gap cuts it.
+    func flushPartialLine(_ session: SessionText, time: Timestamp) {
+        guard !session.partialLine.isEmpty else { return }
+        let line = session.partialLine
+        session.partialLine.removeAll(keepingCapacity: true)
+        line.withUnsafeBytes { messageLine($0, session: session, time: time) }
+    }
+
     public func fragment(_ raw: UnsafeRawBufferPointer, side: Side, time: Timestamp) {
         guard let session = current else { return }
         appendLines(raw, session: session, time: time, tag: side == .client ? "C? " : "S? ", colour: .marker, flags: [])
@@ -475,12 +489,28 @@ public final class TextTranscriptRenderer: SessionObserver {
 
     public func gap(side: Side, bytes: Int, time: Timestamp) {
         guard let session = current else { return }
+        // A message line cut by the hole is not joined to what comes after it.
+        if side == .client { flushPartialLine(session, time: time) }
         marker(session, time: time, "gap: \(bytes) \(side.name) bytes missing from the capture")
     }
 
-    public func tlsStarted(_ mode: TLSMode, time: Timestamp) {
+    public func tlsStarted(_ start: TLSStart, time: Timestamp) {
         guard let session = current else { return }
-        marker(session, time: time, mode == .startTLS ? "TLS started (STARTTLS): the rest of the session is encrypted" : "implicit TLS: the session is encrypted from the start")
+        marker(session, time: time, Self.tlsMarker(start))
+    }
+
+    /// What a transcript says where TLS began.
+    public static func tlsMarker(_ start: TLSStart) -> String {
+        let how = start.mode == .startTLS ? "TLS started (STARTTLS)" : "implicit TLS"
+        switch start.state {
+        case .encrypted:
+            return start.mode == .startTLS ? how + ": the rest of the session is encrypted" : how + ": the session is encrypted from the start"
+        case .plaintext:
+            return "STARTTLS accepted, but no TLS followed: the session goes on in plaintext"
+        case .decrypted(let version, let suite):
+            if let version, let suite { return "\(version), \(suite), decrypted with the key log" }
+            return how + ": the dialogue inside TLS follows, in the clear"
+        }
     }
 
     public func encrypted(side: Side, bytes: Int, time: Timestamp) {}

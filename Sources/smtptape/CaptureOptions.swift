@@ -1,83 +1,163 @@
 import ArgumentParser
 import SMTPCapture
 import SMTPCore
+import SMTPFiles
 import SMTPScenario
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
-/// Options every command that reads captures shares (see CONVENTIONS.md).
+/// The options of every command that reads captures (see the README's flag table).
 struct CaptureOptions: ParsableArguments {
-    @Argument(help: ArgumentHelp("pcap or pcapng files, read in order; session numbers run on across them.", valueName: "capture"))
-    var captures: [String]
-
     @Option(name: .customLong("port"), help: ArgumentHelp("An extra TCP port to treat as SMTP (repeatable). 25, 465, 587 and 2525 always are, and a 220 greeting on any port is detected.", valueName: "N"))
     var ports: [UInt16] = []
 
     @Option(help: ArgumentHelp("A libpcap (BPF) filter applied before anything else, e.g. 'host 192.0.2.1'.", valueName: "BPF"))
     var filter: String?
 
-    @Flag(help: "Keep AUTH credentials in the output. Without it they are replaced by \(Secrets.placeholder).")
-    var showSecrets = false
-
-    func validate() throws {
-        if captures.isEmpty { throw ValidationError("Name at least one capture file.") }
-    }
-
     var extractionOptions: ExtractionOptions {
         ExtractionOptions(extraPorts: ports, filter: filter)
     }
+}
 
-    /// Reads every capture into `observer`, prints warnings and errors (one line each) on standard
-    /// error, and returns the exit status. With `scenarios`, inputs that are scenario files are
-    /// played into the observer too, their sessions numbered on from the captures'.
-    func run(into observer: any SessionObserver, scenarios: Bool = false, beforeWarnings: () -> Void = {}) -> Int32 {
-        let extractor = SMTPExtractor(options: extractionOptions, observer: observer)
-        let progress = Progress(enabled: isatty(2) != 0)
-        if progress.enabled { extractor.progress = { progress.show($0) } }
-        var status: Int32 = 0
-        var messages: [String] = []
-        for capture in captures {
-            if scenarios, ScenarioFiles.isScenario(capture) {
-                let result = ScenarioReader.read(file: capture)
-                messages += result.diagnostics.map(\.description)
-                if let scenario = result.scenario {
-                    extractor.nextSessionID += ScenarioPlayback.render(scenario, source: capture, firstSessionID: extractor.nextSessionID, into: observer)
-                } else {
-                    status = max(status, result.unreadable ? 2 : 1)
-                }
+/// `--show-secrets`, for the commands whose output can hold AUTH credentials.
+struct SecretsOption: ParsableArguments {
+    @Flag(help: "Keep AUTH credentials in the output. Without it they are replaced by \(Secrets.placeholder).")
+    var showSecrets = false
+}
+
+/// `-o DIR` and `--force`, for the commands that write files into a folder.
+struct OutputOptions: ParsableArguments {
+    @Option(name: [.short, .customLong("output")], help: ArgumentHelp("The folder to write into; created if missing.", valueName: "DIR"))
+    var output: String
+
+    @Flag(help: "Replace files that already exist in the output folder (without it, nothing is written and the command exits 2).")
+    var force = false
+
+    /// Opens the folder, or prints why it cannot be and exits 2.
+    func open() throws -> OutputFolder {
+        do {
+            return try OutputFolder(path: output, replaceExisting: force)
+        } catch {
+            Standard.error("smtptape: \(error.description)")
+            throw ExitCode(2)
+        }
+    }
+
+    /// Moves the staged files into place and prints their paths; on a conflict, names the files,
+    /// suggests --force, and leaves the folder as it was (exit 2).
+    func commit(_ folder: OutputFolder) throws -> [String] {
+        do {
+            return try folder.commit()
+        } catch let conflict as OutputFolder.Conflict {
+            let first = conflict.existing[0]
+            let more = conflict.existing.count > 1 ? " (and \(conflict.existing.count - 1) more)" : ""
+            Standard.error("smtptape: \(first) already exists\(more); nothing was written (--force replaces existing files)")
+            throw ExitCode(2)
+        } catch {
+            Standard.error("smtptape: \(error)")
+            throw ExitCode(2)
+        }
+    }
+}
+
+/// What each input turned out to be, and the status so far.
+struct InputRun {
+    var status: Int32 = 0
+    var messages: [String] = []
+}
+
+/// Reads inputs in order, each once: captures into `observer`, and (when allowed) scenario files,
+/// played into the same observer with their sessions numbered on. Warnings and errors are
+/// gathered, one line each, and printed by `finish`.
+final class InputReader {
+    let options: CaptureOptions
+    let observer: any SessionObserver
+    let extractor: SMTPExtractor
+    let progress = Progress(enabled: StandardStream.isTerminal(2))
+    var run = InputRun()
+
+    init(options: CaptureOptions, observer: any SessionObserver) {
+        self.options = options
+        self.observer = observer
+        extractor = SMTPExtractor(options: options.extractionOptions, observer: observer)
+        if progress.enabled { extractor.progress = { [progress] in progress.show($0) } }
+    }
+
+    /// Reads `paths`; `afterEach` sees each input once it was read to the end.
+    func read(_ paths: [String], scenarios: Bool, afterEach: (InputSource) -> Void = { _ in }) {
+        for path in paths {
+            let input: InputSource
+            do {
+                input = try InputSource(path: path)
+            } catch {
+                run.messages.append("smtptape: " + (path == "-" ? "stdin: " + error.message : error.description))
+                run.status = max(run.status, 2)
                 continue
             }
-            let report = extractor.read(file: capture)
+            if scenarios, InputKind.of(input) == .scenario {
+                let result = ScenarioReader.read(input)
+                run.messages += result.diagnostics.map(\.description)
+                if let scenario = result.scenario {
+                    extractor.nextSessionID += ScenarioPlayback.render(scenario, source: result.file, firstSessionID: extractor.nextSessionID, into: observer)
+                    if !result.diagnostics.isEmpty { run.status = max(run.status, 1) }
+                } else {
+                    run.status = max(run.status, result.unreadable ? 2 : 1)
+                }
+                afterEach(input)
+                continue
+            }
+            let report = extractor.read(input)
             progress.clear()
             if let error = report.error {
-                messages.append("smtptape: " + error.description)
-                status = max(status, error.exitCode)
+                run.messages.append("smtptape: " + error.description)
+                run.status = max(run.status, error.exitCode)
                 if error.kind == .badArguments { break }
             }
-            messages += report.warnings.map { "smtptape: warning: " + $0 }
-            if report.corruptPackets > 0 || (report.error == nil && report.sessions == 0) { status = max(status, 1) }
+            run.messages += report.warnings.map { "smtptape: warning: " + $0 }
+            if report.corruptPackets > 0 || (report.error == nil && report.sessions == 0) { run.status = max(run.status, 1) }
+            afterEach(input)
         }
-        beforeWarnings()
-        for message in messages { Standard.error(message) }
-        return status
+    }
+
+    /// Prints the gathered warnings and errors; returns the exit status.
+    func finish() -> Int32 {
+        for message in run.messages { Standard.error(message) }
+        return run.status
+    }
+}
+
+/// Telling a capture from a scenario by its first bytes: pcap and pcapng files start with a
+/// magic number; scenarios are YAML, by their extension or by starting (after comments) with
+/// `version:` or `---`. Anything else is read as a capture, which says what is wrong with it.
+enum InputKind: Equatable {
+    case capture, scenario
+
+    static func of(_ input: InputSource) -> InputKind {
+        let head = input.peek(4096)
+        if head.count >= 4 {
+            let magic = UInt32(head[0]) << 24 | UInt32(head[1]) << 16 | UInt32(head[2]) << 8 | UInt32(head[3])
+            if [0xA1B2_C3D4, 0xD4C3_B2A1, 0xA1B2_3C4D, 0x4D3C_B2A1, 0x0A0D_0D0A].contains(magic) { return .capture }
+        }
+        let lower = input.path.lowercased()
+        if lower.hasSuffix(".yaml") || lower.hasSuffix(".yml") { return .scenario }
+        var text = head.starts(with: [0xEF, 0xBB, 0xBF]) ? Array(head.dropFirst(3)) : head
+        // Skip blank lines and comments.
+        while let first = text.first, first == 0x23 || first == 0x0A || first == 0x0D || first == 0x20 {
+            if let newline = text.firstIndex(of: 0x0A) { text.removeSubrange(...newline) } else { return .capture }
+        }
+        return text.starts(with: Array("version:".utf8)) || text.starts(with: Array("---".utf8)) ? .scenario : .capture
     }
 }
 
 /// Progress on standard error, for captures that take a while on a terminal.
-final class Progress {
+final class Progress: @unchecked Sendable {
     let enabled: Bool
     var shown = false
 
     init(enabled: Bool) { self.enabled = enabled }
 
     func show(_ progress: ExtractionProgress) {
-        guard enabled, progress.fileSize > 0 else { return }
-        let percent = min(100, progress.bytesRead * 100 / progress.fileSize)
-        Standard.errorRaw("\r\u{1B}[K\(progress.file): \(percent)% (\(progress.packets) packets)")
+        guard enabled else { return }
+        let position = progress.fileSize > 0 ? "\(min(100, progress.bytesRead * 100 / progress.fileSize))%" : "\(progress.bytesRead >> 20) MiB"
+        Standard.errorRaw("\r\u{1B}[K\(progress.file): \(position) (\(progress.packets) packets)")
         shown = true
     }
 
@@ -92,21 +172,6 @@ enum Standard {
 
     static func errorRaw(_ text: String) {
         var text = text
-        text.withUTF8 { bytes in _ = write(2, bytes.baseAddress, bytes.count) }
-    }
-}
-
-enum ScenarioFiles {
-    /// Scenario files by their extension (`.yaml`, `.yml`), or by starting as smtptape writes
-    /// them (`version:`); anything else is read as a capture.
-    static func isScenario(_ path: String) -> Bool {
-        let lower = path.lowercased()
-        if lower.hasSuffix(".yaml") || lower.hasSuffix(".yml") { return true }
-        if lower.hasSuffix(".pcap") || lower.hasSuffix(".pcapng") || lower.hasSuffix(".cap") { return false }
-        guard let file = fopen(path, "rb") else { return false }
-        defer { fclose(file) }
-        var start = [UInt8](repeating: 0, count: 8)
-        guard fread(&start, 1, 8, file) == 8 else { return false }
-        return start == Array("version:".utf8)
+        text.withUTF8 { _ = StandardStream.write(UnsafeRawBufferPointer($0), to: 2) }
     }
 }

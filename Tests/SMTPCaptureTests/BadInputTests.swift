@@ -55,7 +55,7 @@ import Testing
         #expect(error.exitCode == 1)
         #expect(error.description.hasPrefix(url.path + ": packet \(reports[0].packets + 1): capture truncated"))
         // The first session was complete; the second is delivered as far as it went.
-        #expect(observer.ended.map(\.reason) == [.closed, .fileDamaged])
+        #expect(observer.ended.map(\.reason) == [.closed(by: .client), .fileDamaged])
         #expect(observer.replyLines(session: 2) == ["220 two"])
     }
 

@@ -14,11 +14,13 @@ import Testing
         var text: String { String(decoding: stdout, as: UTF8.self) }
     }
 
-    func smtptape(_ arguments: [String]) throws -> Result {
+    /// Runs the built executable; `stdin` (a file) becomes its standard input.
+    func smtptape(_ arguments: [String], stdin: URL? = nil) throws -> Result {
         try #require(FileManager.default.isExecutableFile(atPath: Self.executable.path), "build the smtptape product first (swift build --build-tests)")
         let process = Process()
         process.executableURL = Self.executable
         process.arguments = arguments
+        if let stdin { process.standardInput = try FileHandle(forReadingFrom: stdin) }
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
         process.standardError = err

@@ -124,7 +124,7 @@ import Testing
         #expect(summary.recipients.map(\.replyCode) == [250, 550])
         #expect(summary.completedMessages == 1)
         #expect(summary.lastReplyCode == 221)
-        #expect(observer.ended.first?.reason == .closed)
+        #expect(observer.ended.first?.reason == .closed(by: .client))
     }
 
     @Test func pipelinedRepliesPairWithTheirCommands() {

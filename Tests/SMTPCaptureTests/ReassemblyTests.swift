@@ -58,7 +58,7 @@ import Testing
         #expect(String(decoding: observer.stream(session: 1, side: .client), as: UTF8.self) == Self.expectedClient)
         #expect(observer.commands(session: 1) == ["EHLO client.example.com", "MAIL FROM:<alice@example.com> SIZE=1234", "QUIT"])
         #expect(observer.gaps(session: 1).isEmpty)
-        #expect(observer.ended.first?.reason == .closed)
+        #expect(observer.ended.first?.reason == .closed(by: .client))
     }
 
     @Test func overlappingSegmentsKeepTheFirstBytes() throws {

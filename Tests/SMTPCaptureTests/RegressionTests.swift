@@ -1,6 +1,7 @@
 import Foundation
 import SMTPCapture
 import SMTPCore
+import SMTPFiles
 import SMTPTranscript
 import Testing
 
@@ -34,8 +35,10 @@ import Testing
         let folder = Fixtures.temporaryFile("overlap")
         defer { try? FileManager.default.removeItem(at: capture); try? FileManager.default.removeItem(at: folder) }
         try b.pcap.write(to: capture)
-        let writer = try MessageFileWriter(directory: folder.path)
+        let output = try OutputFolder(path: folder.path, replaceExisting: false)
+        let writer = MessageFileWriter(folder: output)
         _ = SMTPExtractor(observer: writer).read(file: capture.path)
+        try output.commit()
         #expect(try String(contentsOf: folder.appendingPathComponent("session-0001-message-01.eml"), encoding: .utf8) == "Subject: A\r\n\r\nline A1\r\nline A2\r\n")
         #expect(try String(contentsOf: folder.appendingPathComponent("session-0002-message-01.eml"), encoding: .utf8) == "Subject: B\r\n\r\nline B1\r\nline B2\r\n")
     }
@@ -154,7 +157,7 @@ import Testing
         c.close()
         let (observer, _) = try extract(c.pcap.bytes)
         #expect(observer.sessions.count == 1)
-        #expect(observer.ended.first?.reason == .closed)
+        #expect(observer.ended.first?.reason == .closed(by: .client))
     }
 
     @Test func absurdTimestampsAreClampedNotFatal() {

@@ -356,7 +356,7 @@ struct AuthParseTests {
     func parse(_ fixture: Case) {
         let command = SMTPCommand(fixture.line)
         #expect(command.authMechanism == fixture.mechanism)
-        let range = command.authInitialResponseRange
+        let range = command.authSecretRange
         let text = range.map { String(decoding: command.argument.bytes[$0], as: UTF8.self) }
         #expect(text == fixture.initialResponse)
     }
@@ -365,7 +365,7 @@ struct AuthParseTests {
     func redactInitialResponse() throws {
         let line = Array("AUTH PLAIN AGFsaWNlAHNlY3JldA==\r\n")
         let command = SMTPCommand(line: line)
-        let range = try #require(command.authInitialResponseRange)
+        let range = try #require(command.authSecretRange)
         // The range is within the argument, which starts after "AUTH ".
         let inLine = (range.lowerBound + 5)..<(range.upperBound + 5)
         let redacted = line.withUnsafeBytes { Secrets.redact($0, secret: inLine) }

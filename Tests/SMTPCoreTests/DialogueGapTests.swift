@@ -34,7 +34,7 @@ struct DialogueGapTests {
                           "G server 3", "F server  OK\\x0D\\x0A", "S 250 NOOP"])
     }
 
-    @Test("a gap in DATA: message data continues mid-line, and the terminator still ends it")
+    @Test("a gap in DATA: the line it cut is a fragment, never joined; the message ends incomplete at its dot")
     func gapInData() {
         let t = play([
             .server("220 hi\r\n"),
@@ -46,26 +46,90 @@ struct DialogueGapTests {
         ])
         #expect(t.log == [
             "S 220 greeting", "C DATA", "S 354 DATA",
-            "D1 DATA line one\\x0D\\x0Aline t", "G client 20", "D1 DATA wo ends\\x0D\\x0Amore\\x0D\\x0A",
-            "E1 DATA size=31 .\\x0D\\x0A", "C QUIT", "S 250 message", "S 221 QUIT",
+            "D1 DATA line one\\x0D\\x0Aline t", "G client 20", "F client wo ends\\x0D\\x0A", "D1 DATA more\\x0D\\x0A",
+            "E1 DATA size=22 incomplete .\\x0D\\x0A", "C QUIT", "S 250 message", "S 221 QUIT",
         ])
         #expect(t.summary.gapBytes == 20)
+        #expect(t.summary.completedMessages == 0, "a message with a hole is not complete")
+    }
+
+    /// Hardening issue, item 1: the hole swallowed the end of the message and its `.` line; the
+    /// QUIT that followed was joined onto the message and the server's replies were unsolicited.
+    @Test("a gap that swallows the dot line: the server's reply ends the message, and QUIT is a command")
+    func gapSwallowsTerminator() {
+        let t = play([
+            .server("220 hi\r\n"),
+            .client("DATA\r\n"), .server("354 go\r\n"),
+            .client("Date: Tue, 04 Mar 2025 07:54:5"),
+            .gap(.client, 8),  // "0 +0000\r\n.\r\n" lost
+            .client("QUIT\r\n"),
+            .server("250 2.0.0 queued\r\n221 bye\r\n"),
+        ])
+        #expect(t.log == [
+            "S 220 greeting", "C DATA", "S 354 DATA", "D1 DATA Date: Tue, 04 Mar 2025 07:54:5", "G client 8",
+            "E1 DATA size=30 incomplete", "S 250 message", "C QUIT", "S 221 QUIT",
+        ])
+        #expect(t.summary.messageReplyCodes == [250])
+        #expect(!t.observer.events.contains { if case .reply(_, _, _, _, let flags) = $0 { flags.contains(.unsolicited) } else { false } })
+    }
+
+    @Test("the same when the reply comes before the client's next bytes")
+    func gapThenReplyThenQuit() {
+        let t = play([
+            .server("220 hi\r\n"), .client("DATA\r\n"), .server("354 go\r\n"),
+            .client("body\r\n"), .gap(.client, 3), .server("250 ok\r\n"), .client("QUIT\r\n"), .server("221 bye\r\n"),
+        ])
+        #expect(t.log == [
+            "S 220 greeting", "C DATA", "S 354 DATA", "D1 DATA body\\x0D\\x0A", "G client 3", "E1 DATA size=6 incomplete",
+            "S 250 message", "C QUIT", "S 221 QUIT",
+        ])
+    }
+
+    /// Hardening issue, item 1: a whole pipelined command line falls into a gap; the replies after
+    /// it must still pair with DATA, or the message is read as commands.
+    @Test("a gap that swallows a pipelined command: a reply that cannot answer the next command answers the lost one")
+    func gapSwallowsPipelinedCommand() {
+        let t = play([
+            .server("220 hi\r\n"),
+            .client("MAIL FROM:<a@b>\r\n"), .gap(.client, 15), .client("DATA\r\n"),
+            .server("250 ok\r\n250 ok\r\n354 go\r\n"),
+            .client("Subject: x\r\n\r\nhi\r\n.\r\n"), .server("250 queued\r\n"),
+        ])
+        #expect(t.log == [
+            "S 220 greeting", "C MAIL", "G client 15", "C DATA", "S 250 MAIL", "S 250 unknown", "S 354 DATA",
+            "D1 DATA Subject: x\\x0D\\x0A\\x0D\\x0Ahi\\x0D\\x0A", "E1 DATA size=18 .\\x0D\\x0A", "S 250 message",
+        ])
         #expect(t.summary.completedMessages == 1)
     }
 
-    @Test("a gap right after a held dot in DATA passes the dot on as content")
+    @Test("after a server gap a reply only DATA can take skips the commands whose replies were lost")
+    func serverGapSkipsLostReplies() {
+        let t = play([
+            .server("220 hi\r\n"),
+            .client("MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n"),
+            .server("250 ok\r\n"), .gap(.server, 8), .server("354 go\r\n"),
+            .client("x\r\n.\r\n"), .server("250 queued\r\n"),
+        ])
+        #expect(t.log == [
+            "S 220 greeting", "C MAIL", "C RCPT", "C DATA", "S 250 MAIL", "G server 8", "S 354 DATA",
+            "D1 DATA x\\x0D\\x0A", "E1 DATA size=3 .\\x0D\\x0A", "S 250 message",
+        ])
+        #expect(t.summary.recipients.first?.replyCode == nil)
+    }
+
+    @Test("a gap right after a held dot in DATA: the dot is content, the cut line a fragment")
     func gapAfterHeldDot() {
         let t = play([
             .server("220 hi\r\n"), .client("DATA\r\n"), .server("354 go\r\n"),
             .client("a\r\n."), .gap(.client, 3), .client("x\r\n.\r\n"),
         ])
         #expect(t.log == [
-            "S 220 greeting", "C DATA", "S 354 DATA", "D1 DATA a\\x0D\\x0A.", "G client 3", "D1 DATA x\\x0D\\x0A",
-            "E1 DATA size=6 .\\x0D\\x0A",
+            "S 220 greeting", "C DATA", "S 354 DATA", "D1 DATA a\\x0D\\x0A.", "G client 3", "F client x\\x0D\\x0A",
+            "E1 DATA size=3 incomplete .\\x0D\\x0A",
         ])
     }
 
-    @Test("a gap after DATA before the 354: the rest is message data, and commands resume after it")
+    @Test("a gap after DATA before the 354: the dot line in what follows ends the message, and commands resume after it")
     func gapBeforeDataReply() {
         let t = play([
             .server("220 hi\r\n"),
@@ -75,12 +139,22 @@ struct DialogueGapTests {
             .server("354 go\r\n250 ok\r\n221 bye\r\n"),
         ])
         #expect(t.log == [
-            "S 220 greeting", "C DATA", "G client 10", "D1 DATA rest\\x0D\\x0A", "E1 DATA size=6 .\\x0D\\x0A", "C QUIT",
+            "S 220 greeting", "C DATA", "G client 10", "F client rest\\x0D\\x0A", "E1 DATA size=0 incomplete .\\x0D\\x0A", "C QUIT",
             "S 354 DATA", "S 250 message", "S 221 QUIT",
         ])
     }
 
-    @Test("a gap inside a BDAT chunk counts against the chunk")
+    @Test("a gap after DATA, which is then refused: what followed the hole is commands")
+    func gapBeforeRefusedData() {
+        let t = play([
+            .server("220 hi\r\n"), .client("DATA\r\n"), .gap(.client, 4), .client("NOOP\r\n"),
+            .server("554 no valid recipients\r\n250 ok\r\n"),
+        ])
+        #expect(t.log == ["S 220 greeting", "C DATA", "G client 4", "S 554 DATA", "C NOOP", "S 250 NOOP"])
+        #expect(t.observer.messageEnds.isEmpty)
+    }
+
+    @Test("a gap inside a BDAT chunk counts against the chunk; the message is incomplete")
     func gapInBDAT() {
         let t = play([
             .server("220 hi\r\n"),
@@ -88,7 +162,7 @@ struct DialogueGapTests {
             .server("250 ok\r\n221 bye\r\n"),
         ])
         #expect(t.log == [
-            "S 220 greeting", "C BDAT", "D1 BDAT abc", "G client 4", "D1 BDAT def", "E1 BDAT size=10", "C QUIT",
+            "S 220 greeting", "C BDAT", "D1 BDAT abc", "G client 4", "D1 BDAT def", "E1 BDAT size=10 incomplete", "C QUIT",
             "S 250 BDAT", "S 221 QUIT",
         ])
     }
@@ -101,7 +175,7 @@ struct DialogueGapTests {
             .server("250 ok\r\n221 bye\r\n"),
         ])
         #expect(t.log == [
-            "S 220 greeting", "C BDAT", "D1 BDAT abc", "G client 7", "E1 BDAT size=10", "C QUIT",
+            "S 220 greeting", "C BDAT", "D1 BDAT abc", "G client 7", "E1 BDAT size=10 incomplete", "C QUIT",
             "S 250 BDAT", "S 221 QUIT",
         ])
     }
@@ -113,7 +187,7 @@ struct DialogueGapTests {
             .client("BDAT 5 LAST\r\nab"), .gap(.client, 10), .client("T\r\nQUIT\r\n"),
         ])
         #expect(t.log == [
-            "S 220 greeting", "C BDAT", "D1 BDAT ab", "G client 10", "E1 BDAT size=5", "F client T\\x0D\\x0A", "C QUIT",
+            "S 220 greeting", "C BDAT", "D1 BDAT ab", "G client 10", "E1 BDAT size=5 incomplete", "F client T\\x0D\\x0A", "C QUIT",
         ])
     }
 

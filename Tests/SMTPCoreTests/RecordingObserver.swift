@@ -76,6 +76,7 @@ extension SMTPDialogue {
 final class RecordingObserver: SMTPDialogueObserver {
     private(set) var events: [Event] = []
     private(set) var times: [Timestamp] = []
+    private(set) var tlsStates: [TLSState] = []
 
     func command(_ raw: UnsafeRawBufferPointer, verb: SMTPVerb, flags: LineFlags, secret: Range<Int>?, time: Timestamp) {
         record(.command(raw: Array(raw), verb: verb, flags: flags, secret: secret), time)
@@ -105,8 +106,9 @@ final class RecordingObserver: SMTPDialogueObserver {
         record(.gap(side: side, bytes: bytes), time)
     }
 
-    func tlsStarted(_ mode: TLSMode, time: Timestamp) {
-        record(.tlsStarted(mode), time)
+    func tlsStarted(_ start: TLSStart, time: Timestamp) {
+        tlsStates.append(start.state)
+        record(.tlsStarted(start.mode), time)
     }
 
     func encrypted(side: Side, bytes: Int, time: Timestamp) {

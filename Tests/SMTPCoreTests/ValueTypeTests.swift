@@ -147,8 +147,8 @@ struct NameTests {
         #expect(Side.server.name == "server")
         #expect(MessageTransfer.data.name == "DATA")
         #expect(MessageTransfer.bdat.name == "BDAT")
-        let reasons: [SessionEndReason] = [.closed, .reset(by: .client), .reset(by: .server), .captureEnded, .idle, .fileDamaged]
-        #expect(reasons.map { "\($0.name)" } == ["closed", "reset_by_client", "reset_by_server", "capture_ended", "idle_timeout", "file_damaged"])
+        let reasons: [SessionEndReason] = [.closed(by: .client), .closed(by: .server), .reset(by: .client), .reset(by: .server), .captureEnded, .idle, .fileDamaged, .replaced]
+        #expect(reasons.map { "\($0.name)" } == ["closed_by_client", "closed_by_server", "reset_by_client", "reset_by_server", "capture_ended", "idle_timeout", "file_damaged", "replaced"])
         #expect("\(SessionEndReason.reset(by: .server).phrase)" == "connection reset by the server")
         #expect(Set(reasons.map { "\($0.phrase)" }).count == reasons.count)
     }

@@ -1,5 +1,6 @@
 import Foundation
 import SMTPCore
+import SMTPFiles
 @testable import SMTPScenario
 import Testing
 
@@ -83,9 +84,17 @@ import Testing
 
             """
         let result = ScenarioReader.parse(yaml, file: "x.yaml")
-        #expect(result.diagnostics.map { "\($0.line):\($0.column)" } == ["4:10", "11:14"])
-        #expect(ScenarioPlayback.parseTime("999999999-01-01T00:00:00Z") == nil)
-        #expect(ScenarioPlayback.parseTime("2026-11-29T01:37:40.030560Z") == Timestamp(seconds: 1_795_916_260, nanoseconds: 30_560_000))
+        #expect(result.diagnostics.map { "\($0.line):\($0.column)" } == ["4:10", "11:13", "11:14"])
+        #expect(Timestamp(rfc3339: "999999999-01-01T00:00:00Z") == nil)
+        #expect(Timestamp(rfc3339: "2026-11-29T01:37:40.030560Z") == Timestamp(seconds: 1_795_916_260, nanoseconds: 30_560_000))
+    }
+
+    /// Hardening issue, item 4: some editors start UTF-8 files with a byte-order mark.
+    @Test func aByteOrderMarkIsAccepted() throws {
+        let text = "version: 1\nname: bom\nsessions:\n- greeting: 220 hi\n"
+        let result = ScenarioReader.parse(bytes: [0xEF, 0xBB, 0xBF] + Array(text.utf8), file: "bom.yaml")
+        #expect(result.diagnostics.isEmpty)
+        #expect(result.scenario?.name == "bom")
     }
 
     @Test func didYouMean() {
@@ -132,21 +141,28 @@ import Testing
         #expect(exact.accepts(message: Array(recorded.utf8)))
     }
 
+    /// The digest `extract` records is computed while the input is read, once: it must be the
+    /// SHA-256 of every byte, however the reader consumed them.
     @Test(arguments: [
         ("", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"),
         ("abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"),
         ("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq", "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"),
     ])
-    func sha256(input: String, digest: String) {
-        var hash = SHA256()
-        hash.update(Array(input.utf8))
-        #expect(hash.finish() == digest)
+    func digestOfAnInput(input: String, digest: String) throws {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("digest-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: url) }
+        try Data(input.utf8).write(to: url)
+        let source = try InputSource(path: url.path)
+        _ = source.peek(2)
+        var buffer = [UInt8](repeating: 0, count: 1)
+        _ = buffer.withUnsafeMutableBytes { source.read(into: $0) }
+        #expect(source.finishDigest() == digest)
     }
 
-    @Test func sha256OfAMillionAs() {
-        var hash = SHA256()
-        let chunk = [UInt8](repeating: 0x61, count: 1000)
-        for _ in 0..<1000 { hash.update(chunk) }
-        #expect(hash.finish() == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
+    @Test func digestOfAMillionAs() throws {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("digest-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: url) }
+        try Data(repeating: 0x61, count: 1_000_000).write(to: url)
+        #expect(try InputSource(path: url.path).finishDigest() == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
     }
 }

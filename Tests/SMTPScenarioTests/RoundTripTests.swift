@@ -110,37 +110,55 @@ import Testing
         Array("'quoted'\r\n".utf8), Array("no line ending".utf8), [0xC2, 0x9B, 0x0D, 0x0A],
     ]
 
-    static let lines: [String] = ["MAIL FROM:<a@b>", "RCPT TO:<\"odd: name\"@example.com>", "NOOP #", "XFOO - : ]", "AUTH PLAIN [REDACTED]", "yes", "1.0", "null", "- dash", "@at", "`tick", "VRFY 'x'"]
-    static let replies: [String] = ["250 OK", "250-a\n250 b", "550 5.1.1 <x>: no", "220", "421-x\n421-: y\n421 z", "354 End data with <CR><LF>.<CR><LF>"]
+    static let lines: [String] = ["MAIL FROM:<a@b>", "RCPT TO:<\"odd: name\"@example.com>", "NOOP #", "XFOO - : ]", "yes", "1.0", "null", "- dash", "@at", "`tick", "VRFY 'x'"]
+    static let replies: [String] = ["250 OK", "250-a\n250 b", "550 5.1.1 <x>: no", "220", "250-x\n250-: y\n250 z"]
+    static let greetings: [String] = ["220 hi", "220", "220-x\n220-: y\n220 z", "421 4.3.2 closing"]
 
+    /// A random scenario with awkward values everywhere the format allows them, whose dialogue
+    /// still makes sense (what `check` accepts): messages after DATA's 354, AUTH responses after
+    /// 334 challenges, `end` agreeing with the last step.
     static func random(_ rng: inout Generator) -> Scenario {
         func pick<T>(_ items: [T]) -> T { items[Int(rng.next() % UInt64(items.count))] }
+        let linePieces = pieces.filter { $0.last == 0x0A && $0.filter { $0 == 0x0A }.count == 1 }
         var sessions: [Scenario.Session] = []
         for _ in 0..<(1 + Int(rng.next() % 3)) {
             var steps: [Scenario.Step] = []
-            for _ in 0..<Int(rng.next() % 8) {
-                switch rng.next() % 5 {
-                case 0:
-                    var message: [UInt8] = []
-                    for _ in 0..<Int(rng.next() % 6) { message += pick(pieces) }
-                    steps.append(Scenario.Step(kind: .message, client: message, compareExactly: rng.next() % 2 == 0,
-                                               via: rng.next() % 3 == 0 ? .bdat : .data, reply: Scenario.Reply(pick(replies))))
-                case 1:
-                    steps.append(Scenario.Step(kind: .auth, client: Array(pick(["[REDACTED]", "*", "dGVzdA=="]).utf8) + [0x0D, 0x0A], reply: "334 VXNlcm5hbWU6", delay: 0.25))
-                case 2:
-                    // Raw bytes that are not a clean line: kept as base64.
-                    steps.append(Scenario.Step(kind: .command, client: pick(pieces), reply: Scenario.Reply(bytes: pick(pieces))))
-                default:
-                    let match = pick(Scenario.Match.allCases)
-                    steps.append(Scenario.Step(kind: .command, client: Array(pick(lines).utf8) + [0x0D, 0x0A], match: match,
-                                               pattern: match == .wildcard ? "MAIL *" : match == .regex ? "^MAIL .*$" : nil,
-                                               reply: Scenario.Reply(pick(replies)), delay: rng.next() % 2 == 0 ? nil : Double(rng.next() % 5000) / 1000,
-                                               note: rng.next() % 4 == 0 ? "a note: with\nlines" : nil))
+            let greeting = pick(greetings)
+            if !greeting.hasPrefix("421") {
+                for _ in 0..<Int(rng.next() % 5) {
+                    switch rng.next() % 5 {
+                    case 0:
+                        var message: [UInt8] = []
+                        for _ in 0..<Int(rng.next() % 6) { message += pick(pieces) }
+                        if rng.next() % 3 == 0 {
+                            steps.append(Scenario.Step(kind: .message, client: message, compareExactly: rng.next() % 2 == 0,
+                                                       via: .bdat, chunks: rng.next() % 2 == 0 ? [] : [message.count], reply: Scenario.Reply(pick(replies))))
+                        } else {
+                            steps.append(.command("DATA", reply: "354 End data with <CR><LF>.<CR><LF>"))
+                            steps.append(Scenario.Step(kind: .message, client: message, compareExactly: rng.next() % 2 == 0,
+                                                       reply: Scenario.Reply(pick(replies))))
+                        }
+                    case 1:
+                        steps.append(.command("AUTH LOGIN", reply: "334 VXNlcm5hbWU6"))
+                        steps.append(Scenario.Step(kind: .auth, client: Array(pick(["[REDACTED]", "dGVzdA=="]).utf8) + [0x0D, 0x0A], reply: "334 UGFzc3dvcmQ6", delay: 0.25))
+                        steps.append(Scenario.Step(kind: .auth, client: Array(pick(["[REDACTED]", "*", "dGVzdA=="]).utf8) + [0x0D, 0x0A], reply: "235 2.7.0 ok"))
+                    case 2:
+                        // Raw bytes that are not a clean line: kept as base64.
+                        steps.append(Scenario.Step(kind: .command, client: pick(linePieces), reply: Scenario.Reply(bytes: pick(linePieces))))
+                    default:
+                        let match = pick(Scenario.Match.allCases)
+                        steps.append(Scenario.Step(kind: .command, client: Array(pick(lines).utf8) + [0x0D, 0x0A], match: match,
+                                                   pattern: match == .wildcard ? pick(["*", "*?*"]) : match == .regex ? "^.*$" : nil,
+                                                   reply: Scenario.Reply(pick(replies)), delay: rng.next() % 2 == 0 ? nil : Double(rng.next() % 5000) / 1000,
+                                                   note: rng.next() % 4 == 0 ? "a note: with\nlines" : nil))
+                    }
                 }
+                if rng.next() % 2 == 0 { steps.append(.command("QUIT", reply: "221 2.0.0 Bye")) }
             }
+            let quits = steps.last?.verb == .quit
             sessions.append(Scenario.Session(name: rng.next() % 2 == 0 ? nil : "s", implicitTLS: rng.next() % 5 == 0,
-                                             greeting: Scenario.Reply(pick(replies)), greetingDelay: rng.next() % 3 == 0 ? 1.5 : nil,
-                                             steps: steps, end: pick(Scenario.Ending.allCases)))
+                                             greeting: Scenario.Reply(greeting), greetingDelay: rng.next() % 3 == 0 ? 1.5 : nil,
+                                             steps: steps, end: quits ? .quit : pick([.clientClose, .serverClose])))
         }
         return Scenario(name: pick(["generated", "yes", "name: with colon", "🙂"]), description: rng.next() % 2 == 0 ? nil : "multi\nline\n",
                         tags: rng.next() % 2 == 0 ? [] : ["a", "b c", "true"], sessions: sessions)
@@ -163,10 +181,11 @@ import Testing
     @Test func awkwardMessagesAreKeptExactly() throws {
         for piece in Self.pieces {
             let scenario = Scenario(name: "m", sessions: [Scenario.Session(greeting: "220 x", steps: [
+                .command("DATA", reply: "354 go ahead"),
                 Scenario.Step(kind: .message, client: piece + piece, reply: "250 ok"),
             ])])
             let read = try #require(ScenarioReader.parse(ScenarioWriter.yaml(scenario), file: "m").scenario)
-            #expect(read.sessions[0].steps[0].client == piece + piece)
+            #expect(read.sessions[0].steps[1].client == piece + piece)
         }
     }
 

@@ -1,6 +1,7 @@
 import Foundation
 import SMTPCore
-@testable import SMTPTranscript
+@testable import SMTPFiles
+import SMTPTranscript
 import Testing
 
 @Suite struct ByteWriterTests {
@@ -61,7 +62,8 @@ import Testing
     @Test func namesComeFromNumbersOnlyAndIncompleteMessagesAreMarked() throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("eml-\(UUID().uuidString)/a/b")
         defer { try? FileManager.default.removeItem(at: folder.deletingLastPathComponent().deletingLastPathComponent()) }
-        let writer = try MessageFileWriter(directory: folder.path)
+        let output = try OutputFolder(path: folder.path, replaceExisting: false)
+        let writer = MessageFileWriter(folder: output)
         let info = SessionInfo(id: 7, client: "a", server: "b", start: Timestamp(nanoseconds: 0), source: "mail.pcap", handshakeSeen: true)
         let time = Timestamp(nanoseconds: 0)
         writer.sessionStarted(info)
@@ -71,6 +73,10 @@ import Testing
         writer.messageEnd(UnsafeRawBufferPointer(start: nil, count: 0), message: 1, transfer: .data, size: 20, complete: true, time: time)
         Array("partial".utf8).withUnsafeBytes { writer.messageData($0, message: 2, transfer: .bdat, atLineStart: false, time: time) }
         writer.messageEnd(UnsafeRawBufferPointer(start: nil, count: 0), message: 2, transfer: .bdat, size: 7, complete: false, time: time)
+        #expect(writer.written == ["session-0007-message-01.eml", "session-0007-message-02.incomplete.eml"])
+        #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { !$0.hasPrefix(".smtptape-staging-") }.isEmpty,
+                "nothing is in place before the folder is committed")
+        try output.commit()
         let names = try FileManager.default.contentsOfDirectory(atPath: folder.path).sorted()
         #expect(names == ["session-0007-message-01.eml", "session-0007-message-02.incomplete.eml"])
         #expect(try Data(contentsOf: folder.appendingPathComponent(names[0])) == Data("Subject: x\r\n\r\n.dot\r\n".utf8))
@@ -81,6 +87,6 @@ import Testing
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("not-a-folder-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: file) }
         try Data().write(to: file)
-        #expect(throws: MessageFileWriter.WriteError.self) { try MessageFileWriter(directory: file.path) }
+        #expect(throws: FileError.self) { try OutputFolder(path: file.path, replaceExisting: false) }
     }
 }

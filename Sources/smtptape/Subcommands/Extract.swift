@@ -1,24 +1,21 @@
 import ArgumentParser
 import SMTPCapture
 import SMTPCore
+import SMTPFiles
 import SMTPScenario
 import SMTPTranscript
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 struct Extract: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Write one scenario file per SMTP session found in captures.",
         discussion: """
             Files are named after the capture and the session number \
-            (mail-session-3.yaml, letters, digits, '.', '-' and '_' only) and written into the \
-            output folder only. Sessions that cannot be replayed fully (encrypted after STARTTLS, \
-            bytes missing from the capture) are still written, with an 'incomplete' field that \
-            says what is missing. The paths written are printed one per line.
+            (mail-session-3.yaml, letters, digits, '.', '-' and '_' only; stdin-session-3.yaml for \
+            standard input) and written into the output folder only. A session the capture does not \
+            hold whole (bytes missing, encrypted after STARTTLS, a line cut off) is written up to \
+            that point, with an 'incomplete' field that says where and why. Files that already \
+            exist are not replaced without --force (nothing is written then, exit 2). The paths \
+            written are printed one per line.
 
             Examples:
               smtptape extract Captures/swaks-sink-plain.pcap -o scenarios
@@ -26,54 +23,85 @@ struct Extract: ParsableCommand {
             """
     )
 
-    @OptionGroup var capture: CaptureOptions
+    @Argument(help: ArgumentHelp("pcap or pcapng files, read in order; '-' is standard input. Session numbers run on across them.", valueName: "capture"))
+    var captures: [String]
 
-    @Option(name: [.short, .customLong("output")], help: ArgumentHelp("The folder to write into; created if missing.", valueName: "DIR"))
-    var output: String
+    @OptionGroup var capture: CaptureOptions
+    @OptionGroup var secrets: SecretsOption
+    @OptionGroup var output: OutputOptions
 
     @Option(name: .customLong("session"), help: ArgumentHelp("Extract only this session number (repeatable); sessions are numbered across all captures, as in transcripts.", valueName: "N"))
     var sessions: [Int] = []
 
+    func validate() throws {
+        if captures.isEmpty { throw ValidationError("Name at least one capture file ('-' for standard input).") }
+    }
+
+    /// Stands in for the capture's SHA-256 until the whole capture was read (it is hashed while
+    /// it is read, once); then each scenario written from it gets the digest in place.
+    static let pendingDigest = String(repeating: "0", count: 63) + "x"
+
     func run() throws {
-        let folder: OutputFolder
-        do {
-            folder = try OutputFolder(path: output)
-        } catch {
-            Standard.error("smtptape: \(error.description)")
-            throw ExitCode(2)
-        }
-        var hashes: [String: String] = [:]
-        let recorder = ScenarioRecorder(showSecrets: capture.showSecrets) { info in
-            let name = OutputFolder.baseName(info.source)
-            if hashes[info.source] == nil { hashes[info.source] = SHA256.file(info.source) }
-            return Scenario.Origin(
-                capture: name, sha256: hashes[info.source], connection: "\(info.client) -> \(info.server)",
-                session: info.id, start: info.start.rfc3339)
-        }
-        var written: [String] = []
+        let folder = try output.open()
+        // Scenarios written for the capture being read: their names and where the digest goes.
+        var awaitingDigest: [(name: String, offset: Int)] = []
         var failure: String?
         let wanted = Set(sessions)
+        var found = Set<Int>()
+        let recorder = ScenarioRecorder(showSecrets: secrets.showSecrets) { info in
+            Scenario.Origin(
+                capture: OutputFolder.baseName(info.source), sha256: Self.pendingDigest,
+                connection: "\(info.client) -> \(info.server)", session: info.id, start: info.start.rfc3339)
+        }
         recorder.onScenario = { info, scenario in
+            found.insert(info.id)
             guard wanted.isEmpty || wanted.contains(info.id) else { return }
-            let fileName = OutputFolder.safeName(OutputFolder.stem(info.source)) + "-session-\(info.id).yaml"
-            do throws(OutputFolder.Failure) {
-                written.append(try folder.write(ScenarioWriter.yaml(scenario), to: fileName))
+            let name = OutputFolder.safeName(OutputFolder.stem(info.source)) + "-session-\(info.id).yaml"
+            let bytes = Array(ScenarioWriter.yaml(scenario).utf8)
+            do throws(FileError) {
+                try folder.write(bytes, to: name)
+                if let offset = Self.offset(of: Array(Self.pendingDigest.utf8), in: bytes) {
+                    awaitingDigest.append((name, offset))
+                }
             } catch {
-                failure = error.description
+                if failure == nil { failure = error.description }
             }
         }
-        var status = capture.run(into: recorder)
-        let listing = written.joined(separator: "\n")
-        if !listing.isEmpty { print(listing) }
+        let reader = InputReader(options: capture, observer: recorder)
+        reader.read(captures, scenarios: false) { input in
+            let digest = Array(input.finishDigest().utf8)
+            for (name, offset) in awaitingDigest {
+                do throws(FileError) {
+                    try folder.patch(staged: name, digest, at: offset)
+                } catch {
+                    if failure == nil { failure = error.description }
+                }
+            }
+            awaitingDigest.removeAll()
+        }
+        var status = reader.finish()
         if let failure {
             Standard.error("smtptape: \(failure)")
             status = max(status, 1)
         }
-        if !wanted.isEmpty, written.count < wanted.count {
-            Standard.error("smtptape: warning: \(wanted.count - written.count) of the sessions named with --session were not found")
+        let missing = sessions.filter { !found.contains($0) }.sorted()
+        if !missing.isEmpty {
+            let names = missing.map(String.init).joined(separator: ", ")
+            let held = found.isEmpty ? "no sessions" : "sessions \(found.min()!) to \(found.max()!)"
+            Standard.error("smtptape: warning: --session \(names): no such session (the input\(captures.count == 1 ? "" : "s") held \(held))")
             status = max(status, 1)
         }
+        let written = try output.commit(folder)
+        if !written.isEmpty { print(written.joined(separator: "\n")) }
         if status != 0 { throw ExitCode(status) }
+    }
+
+    static func offset(of needle: [UInt8], in haystack: [UInt8]) -> Int? {
+        guard needle.count <= haystack.count else { return nil }
+        for start in 0...(haystack.count - needle.count) where haystack[start] == needle[0] && Array(haystack[start..<(start + needle.count)]) == needle {
+            return start
+        }
+        return nil
     }
 }
 

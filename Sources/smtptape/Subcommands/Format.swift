@@ -1,11 +1,6 @@
 import ArgumentParser
+import SMTPFiles
 import SMTPScenario
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 struct Format: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -14,7 +9,7 @@ struct Format: ParsableCommand {
             The canonical form is written from the parsed scenario alone (comments are dropped: \
             keep remarks in 'note' fields). Files with problems are reported as by 'check' and \
             left alone. With --check nothing is written: files not in canonical form are named \
-            and the exit status is 1.
+            and the exit status is 1. '-' reads standard input and prints the canonical form.
 
             Examples:
               smtptape format Scenarios/*.yaml
@@ -22,7 +17,7 @@ struct Format: ParsableCommand {
             """
     )
 
-    @Argument(help: ArgumentHelp("Scenario files.", valueName: "scenario"))
+    @Argument(help: ArgumentHelp("Scenario files; '-' is standard input.", valueName: "scenario"))
     var files: [String]
 
     @Flag(help: "Only report files that are not in canonical form.")
@@ -35,51 +30,47 @@ struct Format: ParsableCommand {
     func run() throws {
         var status: Int32 = 0
         for file in files {
-            let result = ScenarioReader.read(file: file)
+            let result: ScenarioReadResult
+            let current: [UInt8]?
+            do {
+                let input = try InputSource(path: file)
+                let bytes = try input.readAll(limit: Scenario.sizeLimit)
+                current = bytes
+                result = ScenarioReader.parse(bytes: bytes, file: input.path == "-" ? "stdin" : file)
+            } catch {
+                Standard.error("smtptape: \(error.description)")
+                status = 2
+                continue
+            }
             guard let scenario = result.scenario else {
                 for diagnostic in result.diagnostics { Standard.error(diagnostic.description) }
                 status = max(status, result.unreadable ? 2 : 1)
                 continue
             }
-            let canonical = ScenarioWriter.yaml(scenario)
-            let current = Self.contents(file)
+            let canonical = Array(ScenarioWriter.yaml(scenario).utf8)
+            if file == "-" {
+                if check {
+                    if current != canonical { print("stdin: not in canonical form"); status = max(status, 1) }
+                } else {
+                    canonical.withUnsafeBytes { _ = StandardStream.write($0, to: 1) }
+                }
+                continue
+            }
             if current == canonical { continue }
             if check {
                 print("\(file): not in canonical form")
                 status = max(status, 1)
                 continue
             }
-            // Write beside the file and rename, so an interrupted run never leaves half a file.
-            let temporary = file + ".smtptape-format"
-            guard let handle = fopen(temporary, "wb") else {
-                Standard.error("smtptape: \(file): cannot write: \(String(cString: strerror(errno)))")
+            do {
+                // Written beside the file and renamed: an interrupted run never leaves half a file.
+                try ReplacedFile.write(canonical, to: file)
+                print("\(file): rewritten")
+            } catch {
+                Standard.error("smtptape: \(error.description)")
                 status = 2
-                continue
             }
-            var text = canonical
-            let ok = text.withUTF8 { fwrite($0.baseAddress, 1, $0.count, handle) == $0.count }
-            fclose(handle)
-            if !ok || rename(temporary, file) != 0 {
-                unlink(temporary)
-                Standard.error("smtptape: \(file): cannot write")
-                status = 2
-                continue
-            }
-            print("\(file): rewritten")
         }
         if status != 0 { throw ExitCode(status) }
-    }
-
-    static func contents(_ path: String) -> String? {
-        guard let file = fopen(path, "rb") else { return nil }
-        defer { fclose(file) }
-        var bytes: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 1 << 16)
-        while true {
-            let count = fread(&buffer, 1, buffer.count, file)
-            if count == 0 { break }
-            bytes += buffer[0..<count]
-        }
-        return String(validating: bytes, as: UTF8.self)
     }
 }

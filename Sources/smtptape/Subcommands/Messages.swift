@@ -9,35 +9,40 @@ struct Messages: ParsableCommand {
         discussion: """
             Files are named by session and message number only (session-0001-message-01.eml), \
             never by anything inside the capture. DATA is dot-unstuffed; BDAT chunks are joined as \
-            sent. A message the capture cut short is written as ...-message-NN.incomplete.eml. \
-            The names of the files written are printed, one per line.
+            sent. A message the capture cut short is written as ...-message-NN.incomplete.eml and \
+            holds the message up to the first byte the capture missed. Files that already exist \
+            are not replaced without --force (nothing is written then, exit 2). The paths \
+            written are printed, one per line.
 
             Example:
               smtptape messages Captures/smtplib-sink-multi.pcap -o /tmp/messages
             """
     )
 
-    @OptionGroup var capture: CaptureOptions
+    @Argument(help: ArgumentHelp("pcap or pcapng files, read in order; '-' is standard input.", valueName: "capture"))
+    var captures: [String]
 
-    @Option(name: [.short, .customLong("output")], help: ArgumentHelp("The folder to write into; created if missing.", valueName: "DIR"))
-    var output: String
+    @OptionGroup var capture: CaptureOptions
+    @OptionGroup var output: OutputOptions
+
+    func validate() throws {
+        if captures.isEmpty { throw ValidationError("Name at least one capture file ('-' for standard input).") }
+    }
 
     func run() throws {
-        let writer: MessageFileWriter
-        do {
-            writer = try MessageFileWriter(directory: output)
-        } catch {
-            Standard.error("smtptape: \(error.description)")
-            throw ExitCode(2)
-        }
-        var status = capture.run(into: writer)
-        let listing = ByteOutput(descriptor: 1)
-        for path in writer.written { listing.append(path + "\n") }
-        listing.flush()
+        let folder = try output.open()
+        let writer = MessageFileWriter(folder: folder)
+        let reader = InputReader(options: capture, observer: writer)
+        reader.read(captures, scenarios: false)
+        var status = reader.finish()
         if let error = writer.error {
             Standard.error("smtptape: \(error.description)")
             status = max(status, 1)
         }
+        let written = try output.commit(folder)
+        let listing = ByteOutput(descriptor: 1)
+        for path in written { listing.append(path + "\n") }
+        listing.flush()
         if status != 0 { throw ExitCode(status) }
     }
 }

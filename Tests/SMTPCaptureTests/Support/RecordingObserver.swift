@@ -43,7 +43,7 @@ final class RecordingObserver: SessionObserver {
         events.append(.fragment(session: current, raw: Array(raw), side: side))
     }
     func gap(side: Side, bytes: Int, time: Timestamp) { events.append(.gap(session: current, side: side, bytes: bytes)) }
-    func tlsStarted(_ mode: TLSMode, time: Timestamp) { events.append(.tls(session: current, mode: mode)) }
+    func tlsStarted(_ start: TLSStart, time: Timestamp) { events.append(.tls(session: current, mode: start.mode)) }
     func encrypted(side: Side, bytes: Int, time: Timestamp) {}
 
     // MARK: Views for assertions
