@@ -47,9 +47,13 @@ let package = Package(
         .target(name: "SMTPCapture", dependencies: [
             "SMTPCore", "SMTPFiles", "CPcap",
             .product(name: "HeapModule", package: "swift-collections"),
+            .product(name: "DequeModule", package: "swift-collections"),
         ]),
         // Rendering dialogues: readable text, JSON Lines, .eml files.
-        .target(name: "SMTPTranscript", dependencies: ["SMTPCore", "SMTPFiles", "CSMTPScan"]),
+        .target(name: "SMTPTranscript", dependencies: [
+            "SMTPCore", "SMTPFiles", "CSMTPScan",
+            .product(name: "DequeModule", package: "swift-collections"),
+        ]),
         // Scenarios: the model, its YAML format (reader with positions, canonical writer), matchers,
         // and the bridges from captured dialogues and to transcripts.
         .target(name: "SMTPScenario", dependencies: ["SMTPCore", "SMTPFiles", .product(name: "Yams", package: "Yams")]),

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # After Captures/make-captures.sh has recorded new captures, brings what is derived from them up
-# to date: the golden transcripts the tests compare against, and the recorded example scenarios.
-# Review the diff before committing: the goldens are only worth what that review is.
+# to date: the recorded example scenarios are extracted again, and for each golden transcript that
+# no longer matches, the new transcript is written beside it as NAME.txt.new. A person compares
+# each .new file with its golden file and moves it into place by hand: the goldens are only worth
+# that review, and no update passes a test by itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 swift build --build-tests
+.build/debug/smtptape extract --force Captures/*.pcap -o Scenarios/recorded > /dev/null
 SMTPTAPE_UPDATE_GOLDEN=1 swift test --skip-build --filter transcriptMatchesGolden > /dev/null || true
-rm -rf Scenarios/recorded
-.build/debug/smtptape extract Captures/*.pcap -o Scenarios/recorded > /dev/null
-swift test --skip-build
-git status --short Tests/SMTPCaptureTests/Golden Scenarios/recorded
+ls Tests/SMTPCaptureTests/Golden/*.new 2>/dev/null | sed 's/^/review: /' || echo "all golden transcripts match"
+git status --short Scenarios/recorded

@@ -33,7 +33,7 @@ public struct CaptureError: Error, CustomStringConvertible, Sendable {
         return "\(file): \(message)"
     }
 
-    /// The exit status for this error (see CONVENTIONS.md): 1 when part of the input was read,
+    /// The exit status for this error (see the README's exit status table): 1 when part of the input was read,
     /// 2 when nothing could be done, 64 for wrong arguments.
     public var exitCode: Int32 {
         switch kind {

@@ -123,13 +123,13 @@ struct Connection {
         // The acknowledgement says what the other side sent before this segment: deliver that
         // first, or replies and commands would reach the dialogue out of order.
         if segment.forward {
-            if segment.hasACK, streamB.isWaiting {
-                streamB.peerAcknowledged(segment.acknowledgement, time: time, dialogue: &dialogue, observer: observer)
+            if segment.hasACK, streamB.isWaiting || segment.payloadLength > 0 {
+                streamB.peerAcknowledged(segment.acknowledgement, answering: segment.payloadLength > 0, time: time, dialogue: &dialogue, observer: observer)
             }
             streamA.receive(segment, time: time, dialogue: &dialogue, observer: observer)
         } else {
-            if segment.hasACK, streamA.isWaiting {
-                streamA.peerAcknowledged(segment.acknowledgement, time: time, dialogue: &dialogue, observer: observer)
+            if segment.hasACK, streamA.isWaiting || segment.payloadLength > 0 {
+                streamA.peerAcknowledged(segment.acknowledgement, answering: segment.payloadLength > 0, time: time, dialogue: &dialogue, observer: observer)
             }
             streamB.receive(segment, time: time, dialogue: &dialogue, observer: observer)
         }

@@ -1,4 +1,5 @@
 import CPcap
+import DequeModule
 import SMTPCore
 import SMTPFiles
 
@@ -211,8 +212,7 @@ struct FlowState {
     var selectedSession = 0
     /// Connections closed or reset, in order, waiting out ``linger``; `generation` tells a slot's
     /// later occupant from the one queued.
-    var closingQueue: [(slot: Int, generation: Int)] = []
-    var closingHead = 0
+    var closingQueue = Deque<(slot: Int, generation: Int)>()
     var nextGeneration = 0
     var lastIdleCheck = Timestamp(nanoseconds: 0)
     var currentFile = ""
@@ -254,19 +254,14 @@ struct FlowState {
         }
 
         // Closed and reset connections linger for packets stored late, then end.
-        while closingHead < closingQueue.count {
-            let (slot, generation) = closingQueue[closingHead]
+        while let (slot, generation) = closingQueue.first {
             guard connections[slot].live, connections[slot].generation == generation, let reason = connections[slot].closing else {
-                closingHead += 1
+                closingQueue.removeFirst()
                 continue
             }
             guard time.nanoseconds - connections[slot].closedAt.nanoseconds > Self.linger(connections[slot].roundTrip) else { break }
-            closingHead += 1
+            closingQueue.removeFirst()
             end(slot: slot, reason: reason, time: connections[slot].closedAt)
-        }
-        if closingHead > 1024, closingHead * 2 > closingQueue.count {
-            closingQueue.removeFirst(closingHead)
-            closingHead = 0
         }
 
         var slot: Int
@@ -455,6 +450,5 @@ struct FlowState {
             end(slot: slot, reason: connections[slot].closing ?? reason, time: connections[slot].closing != nil ? connections[slot].closedAt : max(time, connections[slot].lastSeen))
         }
         closingQueue.removeAll()
-        closingHead = 0
     }
 }

@@ -193,11 +193,25 @@ struct TCPStream {
     }
 
     /// The peer acknowledged `acknowledgement`: a hole it covers was received but not captured.
+    ///
+    /// With out-of-order bytes waiting, the hole before them is declared at once. With none, only
+    /// a peer that sends data of its own (`answering`: it has read and acted on the bytes) declares
+    /// the hole: a bare ACK may be stored before the data it acknowledges by a capture made on
+    /// several CPUs, and that data must not then be thrown away as a retransmission.
     @inline(__always)
-    mutating func peerAcknowledged(_ acknowledgement: UInt32, time: Timestamp, dialogue: inout SMTPDialogue, observer: some SMTPDialogueObserver) {
-        let acknowledged = delivered + Int64(Self.distance(nextSequence, acknowledgement))
+    mutating func peerAcknowledged(_ acknowledgement: UInt32, answering: Bool, time: Timestamp, dialogue: inout SMTPDialogue, observer: some SMTPDialogueObserver) {
+        guard started, hasDelivered || isWaiting else { return }
+        let ahead = Self.distance(nextSequence, acknowledgement)
+        let acknowledged = delivered + Int64(ahead)
         while let first = pending.min, first.offset < acknowledged {
             skipToPending(time: time, dialogue: &dialogue, observer: observer)
+        }
+        // The peer's ACK covers a FIN too: one more than the data when the FIN came.
+        var missing = Self.distance(nextSequence, acknowledgement)
+        if let fin = finSequence, Self.distance(fin, acknowledgement) >= 1 { missing -= 1 }
+        if answering, pending.isEmpty, missing > 1, missing < 1 << 24 {
+            dialogue.receiveGap(missing, from: side, time: time, observer: observer)
+            advance(by: missing)
         }
     }
 

@@ -1,3 +1,4 @@
+import DequeModule
 import SMTPCore
 
 #if canImport(Glibc)
@@ -45,11 +46,9 @@ public final class TextTranscriptRenderer: SessionObserver {
     let data: DataDisplay
     let showSecrets: Bool
     let colour: Bool
-    /// Live sessions by id: session ids are consecutive and end roughly in order, so an array
+    /// Live sessions by id: session ids are consecutive and end roughly in order, so a window
     /// from the oldest live id is both small and free of hashing (this lookup runs per packet).
-    var sessions: [SessionText?] = []
-    /// Entries before `head` are ended sessions not yet compacted away.
-    var head = 0
+    var sessions = Deque<SessionText?>()
     /// The id of `sessions[0]`.
     var firstSessionID = 1
     var current: SessionText?
@@ -229,7 +228,7 @@ public final class TextTranscriptRenderer: SessionObserver {
 
     public func sessionStarted(_ info: SessionInfo) {
         let session = SessionText(info: info)
-        if sessions.isEmpty { firstSessionID = info.id; head = 0 }
+        if sessions.isEmpty { firstSessionID = info.id }
         let index = info.id - firstSessionID
         if index >= sessions.count { sessions.append(contentsOf: repeatElement(nil, count: index - sessions.count + 1)) }
         sessions[index] = session
@@ -245,17 +244,10 @@ public final class TextTranscriptRenderer: SessionObserver {
         let index = id - firstSessionID
         guard index >= 0, index < sessions.count, let session = sessions[index] else { return nil }
         sessions[index] = nil
-        // Step over ended sessions at the front; compact only now and then, so that ending a
-        // session costs O(1) however many are open.
-        while head < sessions.count, sessions[head] == nil { head += 1 }
-        if head == sessions.count {
-            sessions.removeAll(keepingCapacity: true)
-            firstSessionID += head
-            head = 0
-        } else if head > 1024, head * 2 > sessions.count {
-            sessions.removeFirst(head)
-            firstSessionID += head
-            head = 0
+        // Ended sessions at the front leave the window, each in O(1).
+        while let first = sessions.first, first == nil {
+            sessions.removeFirst()
+            firstSessionID += 1
         }
         return session
     }

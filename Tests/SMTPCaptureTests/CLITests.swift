@@ -4,8 +4,10 @@ import Testing
 
 /// The `smtptape` executable as users run it: exit codes, one-line errors, output formats.
 @Suite struct CLITests {
-    /// The executable sits beside the test bundle in the build folder.
-    static let executable = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("smtptape")
+    /// The executable sits beside the test bundle in the build folder; SMTPTAPE_BINARY names
+    /// another (to run these tests against an older build, say).
+    static let executable = ProcessInfo.processInfo.environment["SMTPTAPE_BINARY"].map { URL(fileURLWithPath: $0) }
+        ?? URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("smtptape")
 
     struct Result {
         var status: Int32

@@ -80,18 +80,29 @@ import Testing
     }
 
     /// The text transcript of each capture, with full message data, against its reviewed golden file.
-    /// Set SMTPTAPE_UPDATE_GOLDEN=1 to rewrite them after a deliberate change (then review the diff).
+    /// SMTPTAPE_UPDATE_GOLDEN=1 writes the new transcript *beside* the golden file (`.new`) and
+    /// fails: a person compares them and replaces the golden file by hand. An update never passes.
     @Test(arguments: names)
     func transcriptMatchesGolden(_ name: String) throws {
         let text = try Fixtures.render([Fixtures.capture(name)]) { TextTranscriptRenderer(output: $0, data: .full) }
         // The file name in session headers depends on where the repository is checked out.
         let stable = text.replacingOccurrences(of: Fixtures.captures.path + "/", with: "Captures/")
         let golden = Fixtures.golden.appendingPathComponent(name + ".txt")
-        if ProcessInfo.processInfo.environment["SMTPTAPE_UPDATE_GOLDEN"] == "1" {
-            try FileManager.default.createDirectory(at: Fixtures.golden, withIntermediateDirectories: true)
-            try stable.write(to: golden, atomically: true, encoding: .utf8)
+        let reviewed = try String(contentsOf: golden, encoding: .utf8)
+        if stable != reviewed, ProcessInfo.processInfo.environment["SMTPTAPE_UPDATE_GOLDEN"] == "1" {
+            try stable.write(to: golden.appendingPathExtension("new"), atomically: true, encoding: .utf8)
         }
-        #expect(stable == (try String(contentsOf: golden, encoding: .utf8)))
+        #expect(stable == reviewed, "review \(golden.lastPathComponent).new (SMTPTAPE_UPDATE_GOLDEN=1 writes it) and replace the golden file by hand")
+    }
+
+    /// Golden files are kept only for what the tests name: a stray or forgotten file fails.
+    @Test func goldenFoldersHoldOnlyWhatTheTestsName() throws {
+        let present = try FileManager.default.contentsOfDirectory(atPath: Fixtures.golden.path).sorted()
+        #expect(present == Self.names.map { $0 + ".txt" }.sorted())
+        let broken = Fixtures.root.appendingPathComponent("Tests/SMTPScenarioTests/Broken")
+        let fixtures = try FileManager.default.contentsOfDirectory(atPath: broken.path)
+        let stems = Set(fixtures.map { String($0.split(separator: ".").first ?? "") })
+        #expect(fixtures.sorted() == stems.flatMap { [$0 + ".expected", $0 + ".yaml"] }.sorted(), "each broken scenario has its expectations")
     }
 
     @Test func secretsAreRedactedUnlessAskedFor() throws {

@@ -129,6 +129,21 @@ struct Conversation {
         clientSeq &+= UInt32(bytes.count)
     }
 
+    /// Bytes the client sent that the capture lost: the sequence moves on, no packet is written.
+    mutating func lostClient(_ text: String) { clientSeq &+= UInt32(text.utf8.count) }
+
+    /// Bytes the server sent that the capture lost.
+    mutating func lostServer(_ text: String) { serverSeq &+= UInt32(text.utf8.count) }
+
+    /// A FIN from the server first, then the client's (who closed: the server).
+    mutating func closeByServer() {
+        pcap.segment(from: server, to: client, seq: serverSeq, ack: clientSeq, flags: PcapBuilder.fin | PcapBuilder.ack)
+        pcap.segment(from: client, to: server, seq: clientSeq, ack: serverSeq &+ 1, flags: PcapBuilder.fin | PcapBuilder.ack)
+        clientSeq &+= 1
+        serverSeq &+= 1
+        pcap.segment(from: server, to: client, seq: serverSeq, ack: clientSeq, flags: PcapBuilder.ack)
+    }
+
     /// Client segments sent in the given order (indices into `pieces`), e.g. reordered or repeated.
     mutating func clientPieces(_ pieces: [[UInt8]], order: [Int]) {
         var offsets: [UInt32] = []
