@@ -50,10 +50,7 @@ let package = Package(
             .product(name: "DequeModule", package: "swift-collections"),
         ]),
         // Rendering dialogues: readable text, JSON Lines, .eml files.
-        .target(name: "SMTPTranscript", dependencies: [
-            "SMTPCore", "SMTPFiles", "CSMTPScan",
-            .product(name: "DequeModule", package: "swift-collections"),
-        ]),
+        .target(name: "SMTPTranscript", dependencies: ["SMTPCore", "SMTPFiles", "CSMTPScan"]),
         // Scenarios: the model, its YAML format (reader with positions, canonical writer), matchers,
         // and the bridges from captured dialogues and to transcripts.
         .target(name: "SMTPScenario", dependencies: ["SMTPCore", "SMTPFiles", .product(name: "Yams", package: "Yams")]),

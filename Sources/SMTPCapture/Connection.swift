@@ -122,13 +122,14 @@ struct Connection {
         if segment.isFIN, firstFIN == nil { firstFIN = side(forward: segment.forward) }
         // The acknowledgement says what the other side sent before this segment: deliver that
         // first, or replies and commands would reach the dialogue out of order.
+        // (Most segments acknowledge exactly what the other side sent: nothing to do then.)
         if segment.forward {
-            if segment.hasACK, streamB.isWaiting || segment.payloadLength > 0 {
+            if segment.hasACK, streamB.isWaiting || (segment.payloadLength > 0 && segment.acknowledgement != streamB.nextSequence) {
                 streamB.peerAcknowledged(segment.acknowledgement, answering: segment.payloadLength > 0, time: time, dialogue: &dialogue, observer: observer)
             }
             streamA.receive(segment, time: time, dialogue: &dialogue, observer: observer)
         } else {
-            if segment.hasACK, streamA.isWaiting || segment.payloadLength > 0 {
+            if segment.hasACK, streamA.isWaiting || (segment.payloadLength > 0 && segment.acknowledgement != streamA.nextSequence) {
                 streamA.peerAcknowledged(segment.acknowledgement, answering: segment.payloadLength > 0, time: time, dialogue: &dialogue, observer: observer)
             }
             streamB.receive(segment, time: time, dialogue: &dialogue, observer: observer)

@@ -38,21 +38,25 @@ struct FlowKey: Equatable {
         let address = first ? addressA : addressB
         let port = first ? portA : portB
         guard !isIPv6 else { return FlowKey.format(address, isIPv6: true) + ":" + String(port) }
-        // Built as bytes: this runs for every session.
-        var out: [UInt8] = []
-        out.reserveCapacity(21)
+        // `a.b.c.d:port` written into a small buffer on the stack: this runs for every session.
         let v4 = UInt32(truncatingIfNeeded: address.1)
-        for shift in [24, 16, 8, 0] as [UInt32] {
-            FlowKey.appendDecimal(Int(v4 >> shift & 0xFF), to: &out)
-            out.append(shift == 0 ? 0x3A : 0x2E)
+        return String(unsafeUninitializedCapacity: 21) { out in
+            var count = 0
+            func put(_ value: Int) {
+                if value >= 10_000 { out[count] = UInt8(0x30 + value / 10_000); count += 1 }
+                if value >= 1000 { out[count] = UInt8(0x30 + value / 1000 % 10); count += 1 }
+                if value >= 100 { out[count] = UInt8(0x30 + value / 100 % 10); count += 1 }
+                if value >= 10 { out[count] = UInt8(0x30 + value / 10 % 10); count += 1 }
+                out[count] = UInt8(0x30 + value % 10)
+                count += 1
+            }
+            put(Int(v4 >> 24)); out[count] = 0x2E; count += 1
+            put(Int(v4 >> 16 & 0xFF)); out[count] = 0x2E; count += 1
+            put(Int(v4 >> 8 & 0xFF)); out[count] = 0x2E; count += 1
+            put(Int(v4 & 0xFF)); out[count] = 0x3A; count += 1
+            put(Int(port))
+            return count
         }
-        FlowKey.appendDecimal(Int(port), to: &out)
-        return String(decoding: out, as: UTF8.self)
-    }
-
-    static func appendDecimal(_ value: Int, to out: inout [UInt8]) {
-        if value >= 10 { appendDecimal(value / 10, to: &out) }
-        out.append(UInt8(0x30 + value % 10))
     }
 
     static func format(_ address: (UInt64, UInt64), isIPv6: Bool) -> String {

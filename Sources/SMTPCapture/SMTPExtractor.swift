@@ -3,11 +3,6 @@ import DequeModule
 import SMTPCore
 import SMTPFiles
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// Settings for reading SMTP dialogues out of captures.
 public struct ExtractionOptions: Sendable {
@@ -142,7 +137,7 @@ public final class SMTPExtractor {
                 state.handle(packet)
                 lastTime = packet.time
                 if state.report.packets & 0xFFFF == 0, let progress {
-                    progress(ExtractionProgress(file: file, bytesRead: input.consumed, fileSize: fileSize, packets: state.report.packets))
+                    progress(ExtractionProgress(file: file, bytesRead: input.offset, fileSize: fileSize, packets: state.report.packets))
                 }
             case .end:
                 break loop
@@ -218,10 +213,14 @@ struct FlowState {
     var currentFile = ""
     var report = FileReport(file: "")
 
+    /// The idle timeout in nanoseconds.
+    let idleLimit: Int64
+
     init(options: ExtractionOptions, observer: any SessionObserver) {
         self.options = options
         self.observer = observer
         self.ports = PortSet(options.extraPorts)
+        idleLimit = Int64(options.idleTimeout * 1_000_000_000)
     }
 
     // MARK: Packets
@@ -254,7 +253,7 @@ struct FlowState {
         }
 
         // Closed and reset connections linger for packets stored late, then end.
-        while let (slot, generation) = closingQueue.first {
+        while !closingQueue.isEmpty, let (slot, generation) = closingQueue.first {
             guard connections[slot].live, connections[slot].generation == generation, let reason = connections[slot].closing else {
                 closingQueue.removeFirst()
                 continue
@@ -270,7 +269,7 @@ struct FlowState {
             if connections[slot].isReplaced(by: segment) && connections[slot].handshakeSeen {
                 end(slot: slot, reason: connections[slot].firstFIN.map { .closed(by: $0) } ?? .replaced, time: time)
                 slot = open(segment, time: time)
-            } else if time.nanoseconds - connections[slot].lastSeen.nanoseconds > Int64(options.idleTimeout * 1_000_000_000) {
+            } else if time.nanoseconds - connections[slot].lastSeen.nanoseconds > idleLimit {
                 // Long after the connection fell silent (a capture that jumps in time): the old
                 // session ended idle, and this packet belongs to a new one.
                 expire(slot: slot)
@@ -292,7 +291,7 @@ struct FlowState {
     var unconfirmedJump: Timestamp?
 
     mutating func advanceClock(to time: Timestamp) {
-        let limit = Int64(options.idleTimeout * 1_000_000_000)
+        let limit = idleLimit
         if clock.nanoseconds == Int64.min / 2 || (time > clock && time.nanoseconds - clock.nanoseconds <= limit) {
             clock = max(clock, time)
             unconfirmedJump = nil
@@ -430,7 +429,7 @@ struct FlowState {
 
     mutating func expireIdle(now: Timestamp) {
         lastIdleCheck = now
-        let limit = Int64(options.idleTimeout * 1_000_000_000)
+        let limit = idleLimit
         for slot in connections.indices where connections[slot].live && now.nanoseconds - connections[slot].lastSeen.nanoseconds > limit {
             expire(slot: slot)
         }

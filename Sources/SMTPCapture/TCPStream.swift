@@ -44,7 +44,6 @@ struct TCPStream {
     /// The stream offset of ``nextSequence``: how many bytes (and gap bytes) were delivered.
     var delivered: Int64 = 0
     var pending = Heap<Segment>()
-    var covering = Heap<ByArrival>()
     var pendingBytes = 0
     var arrivals = 0
     var finSequence: UInt32?
@@ -94,7 +93,7 @@ struct TCPStream {
         if relative <= 0 {
             let skip = -relative
             guard skip < wireLength else { return }  // a retransmission of what we have
-            guard let first = pending.min else {
+            guard !pending.isEmpty, let first = pending.min else {
                 // The common case: in order, nothing waiting. Straight from the packet.
                 deliver(payload, wireLength: wireLength, from: skip, to: wireLength, time: time, dialogue: &dialogue, observer: observer)
                 return
@@ -154,6 +153,8 @@ struct TCPStream {
     /// Delivers waiting bytes that have become in order: at each position, those of the segment
     /// that arrived first among the ones covering it.
     mutating func drain(time: Timestamp, dialogue: inout SMTPDialogue, observer: some SMTPDialogueObserver) {
+        // Segments that cover the position, popped from `pending`; empty again when this returns.
+        var covering = Heap<ByArrival>()
         while true {
             while let top = pending.min, top.offset <= delivered {
                 let segment = pending.removeMin()
@@ -198,7 +199,7 @@ struct TCPStream {
     /// a peer that sends data of its own (`answering`: it has read and acted on the bytes) declares
     /// the hole: a bare ACK may be stored before the data it acknowledges by a capture made on
     /// several CPUs, and that data must not then be thrown away as a retransmission.
-    @inline(__always)
+    @inline(never)
     mutating func peerAcknowledged(_ acknowledgement: UInt32, answering: Bool, time: Timestamp, dialogue: inout SMTPDialogue, observer: some SMTPDialogueObserver) {
         guard started, hasDelivered || isWaiting else { return }
         let ahead = Self.distance(nextSequence, acknowledgement)

@@ -251,18 +251,11 @@ public struct MailPath: Hashable, Sendable {
     }
 
     init<C: Collection>(parsing raw: C) where C.Element == UInt8 {
-        var bytes = Array(raw)
-        while bytes.first == 0x20 { bytes.removeFirst() }  // `MAIL FROM: <a@b>` is common
-        if bytes.first == 0x3C, let close = Self.closingBracket(bytes) {
-            address = ByteString(bytes[1..<close])
-            bracketed = true
-            bytes = Array(bytes[(close + 1)...])
-        } else {
-            let end = bytes.firstIndex(of: 0x20) ?? bytes.count
-            address = ByteString(bytes[..<end])
-            bracketed = false
-            bytes = Array(bytes[end...])
-        }
+        let all = Array(raw)
+        let (range, bracketed, rest) = all.withUnsafeBytes { Self.locate($0) }
+        address = ByteString(all[range])
+        self.bracketed = bracketed
+        let bytes = all[rest...]
         parameters = bytes.split(separator: 0x20).map { word in
             if let equals = word.firstIndex(of: 0x3D) {
                 return Parameter(keyword: String(decoding: word[..<equals].map(\.asciiUppercased), as: UTF8.self),
@@ -272,11 +265,45 @@ public struct MailPath: Hashable, Sendable {
         }
     }
 
-    /// The `>` that closes a path starting with `<`, skipping quoted strings (`<"a>b"@example.com>`,
-    /// RFC 5321 4.1.2 Quoted-string, with backslash escapes).
-    static func closingBracket(_ bytes: [UInt8]) -> Int? {
+    /// Where the mailbox lies in the text after `FROM:`/`TO:`, whether it was in angle brackets,
+    /// and where the parameters begin. Spaces before the path are skipped (`MAIL FROM: <a@b>` is
+    /// common); a path without its closing `>` runs to the next space, unbracketed.
+    static func locate(_ bytes: UnsafeRawBufferPointer) -> (address: Range<Int>, bracketed: Bool, rest: Int) {
+        var start = 0
+        while start < bytes.count, bytes[start] == 0x20 { start += 1 }
+        if start < bytes.count, bytes[start] == 0x3C, let close = closingBracket(bytes, from: start) {
+            return ((start + 1)..<close, true, close + 1)
+        }
+        var end = start
+        while end < bytes.count, bytes[end] != 0x20 { end += 1 }
+        return (start..<end, false, end)
+    }
+
+    /// The mailbox of a MAIL or RCPT line (its content, without the line ending), without building
+    /// the parameters: what the dialogue needs for every command it reads. `nil` when the argument
+    /// does not start with `FROM:` / `TO:`.
+    public static func address(ofLine content: UnsafeRawBufferPointer, verb: SMTPVerb) -> (address: ByteString, bracketed: Bool)? {
+        let keyword: StaticString
+        switch verb {
+        case .mail: keyword = "FROM:"
+        case .rcpt: keyword = "TO:"
+        default: return nil
+        }
+        var argument = SMTPCommand.verbEnd(content)
+        if argument < content.count { argument += 1 }  // exactly one separator belongs to the syntax
+        let length = keyword.utf8CodeUnitCount
+        guard content.count - argument >= length,
+              asciiCaseInsensitiveEquals(UnsafeRawBufferPointer(rebasing: content[argument..<(argument + length)]), keyword) else { return nil }
+        let path = UnsafeRawBufferPointer(rebasing: content[(argument + length)...])
+        let (range, bracketed, _) = locate(path)
+        return (ByteString(UnsafeRawBufferPointer(rebasing: path[range])), bracketed)
+    }
+
+    /// The `>` that closes a path whose `<` is at `from`, skipping quoted strings
+    /// (`<"a>b"@example.com>`, RFC 5321 4.1.2 Quoted-string, with backslash escapes).
+    static func closingBracket(_ bytes: UnsafeRawBufferPointer, from: Int) -> Int? {
         var quoted = false
-        var index = 1
+        var index = from + 1
         while index < bytes.count {
             switch bytes[index] {
             case 0x5C where quoted: index += 1

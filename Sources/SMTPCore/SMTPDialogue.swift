@@ -274,7 +274,7 @@ public struct SMTPDialogue {
         var bytes = input
         // In AUTH the client sends one line per challenge and waits: more bytes before any reply
         // say the line held was no credential.
-        releaseHeldLine(asSecret: false, time: time, observer: observer)
+        if heldLine != nil { releaseHeldLine(asSecret: false, time: time, observer: observer) }
         if !clientSeenBytes {
             clientSeenBytes = true
             if !tlsIsDecrypted, Self.looksLikeTLSRecord(bytes) {
@@ -372,16 +372,14 @@ public struct SMTPDialogue {
         var entry = Pending(context: .command(verb))
         switch verb {
         case .mail:
-            let command = SMTPCommand(line: raw)
-            if let path = command.mailPath {
+            if let path = MailPath.address(ofLine: content, verb: verb) {
                 entry.envelope = summary.senders.count
                 summary.senders.append(EnvelopeAddress(address: path.address, bracketed: path.bracketed))
             } else {
                 flags.insert(.malformed)
             }
         case .rcpt:
-            let command = SMTPCommand(line: raw)
-            if let path = command.mailPath {
+            if let path = MailPath.address(ofLine: content, verb: verb) {
                 entry.envelope = summary.recipients.count
                 summary.recipients.append(EnvelopeAddress(address: path.address, bracketed: path.bracketed))
             } else {

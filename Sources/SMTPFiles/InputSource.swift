@@ -46,17 +46,23 @@ public final class InputSource {
     var position = 0
     /// How many bytes came from the descriptor (and were hashed).
     public private(set) var consumed = 0
-    var hasher = SHA256()
+    /// Hashes every byte as it is read, when asked to (``finishDigest()``).
+    var hasher: SHA256?
     var reachedEnd = false
     /// The first read error, if any.
     public private(set) var readError: FileError?
+    /// A regular file handed to the C library on a duplicate descriptor: it reads on its own, and
+    /// the file offset says how far.
+    var handedOff = false
 
     /// How many of the first bytes are kept for ``rewind()``.
     public static let keepLimit = 1 << 20
 
-    /// Opens `path`; `-` is standard input.
-    public init(path: String) throws(FileError) {
+    /// Opens `path`; `-` is standard input. With `hashing`, the SHA-256 of every byte read is
+    /// kept for ``finishDigest()``.
+    public init(path: String, hashing: Bool = false) throws(FileError) {
         self.path = path
+        hasher = hashing ? SHA256() : nil
         if path == "-" {
             name = "stdin"
             descriptor = .standardInput
@@ -103,12 +109,25 @@ public final class InputSource {
     }
 
     /// Starts reading again from the first byte; `false` when too much was read to start over.
+    /// A regular file that is not being hashed can always start over.
     @discardableResult
     public func rewind() -> Bool {
-        guard keptComplete else { return false }
+        if size != nil, hasher == nil, Platform.seekToStart(descriptor.rawValue) {
+            kept = []
+            keptComplete = true
+            consumed = 0
+            position = 0
+            reachedEnd = false
+            handedOff = false
+            return true
+        }
+        guard keptComplete, !handedOff else { return false }
         position = 0
         return true
     }
+
+    /// How far the input has been read (for progress).
+    public var offset: Int { handedOff ? Platform.offset(of: descriptor.rawValue) : position }
 
     /// Reads up to `buffer.count` bytes at the reader's position. Returns 0 at the end, -1 on error.
     public func read(into buffer: UnsafeMutableRawBufferPointer) -> Int {
@@ -156,7 +175,7 @@ public final class InputSource {
             let got = chunk.withUnsafeMutableBytes { readDescriptor(into: $0) }
             if got <= 0 { break }
         }
-        let digest = hasher.finalize()
+        guard let digest = hasher?.finalize() else { preconditionFailure("finishDigest() needs an input opened with hashing") }
         let hex: [UInt8] = Array("0123456789abcdef".utf8)
         var out: [UInt8] = []
         for byte in digest {
@@ -166,8 +185,19 @@ public final class InputSource {
         return String(decoding: out, as: UTF8.self)
     }
 
-    /// A C stream over this input (for libpcap), reading from the reader's position.
-    public func cStream() -> UnsafeMutablePointer<FILE>? { Platform.stream(reading: self) }
+    /// A C stream over this input (for libpcap), reading from the reader's position. A regular
+    /// file that is not being hashed is given to the C library directly (no copy through this
+    /// object); anything else (a pipe, or an input being hashed) is read through ``read(into:)``.
+    public func cStream() -> UnsafeMutablePointer<FILE>? {
+        if size != nil, hasher == nil, let file = Platform.stream(duplicating: descriptor.rawValue, at: position) {
+            handedOff = true
+            return file
+        }
+        guard let file = Platform.stream(reading: self) else { return nil }
+        // Large reads (libpcap reads whole packets) go through the stream's buffer: make it large.
+        setvbuf(file, nil, _IOFBF, 256 << 10)
+        return file
+    }
 
     func readDescriptor(into buffer: UnsafeMutableRawBufferPointer) -> Int {
         guard !reachedEnd else { return 0 }
@@ -175,7 +205,7 @@ public final class InputSource {
             let got = try descriptor.read(into: buffer)  // retries when interrupted
             if got == 0 { reachedEnd = true }
             consumed += got
-            hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: buffer[0..<got]))
+            hasher?.update(bufferPointer: UnsafeRawBufferPointer(rebasing: buffer[0..<got]))
             return got
         } catch {
             if readError == nil { readError = FileError(path: path, message: "cannot read: \(error)") }

@@ -73,6 +73,25 @@ enum Platform {
 
     static var lastError: Int32 { errno }
 
+    /// A C stream reading a regular file from `offset`, on a duplicate of its descriptor (which
+    /// shares the file offset): the C library reads straight into the caller's buffer.
+    static func stream(duplicating descriptor: Int32, at offset: Int) -> UnsafeMutablePointer<FILE>? {
+        guard lseek(descriptor, off_t(offset), SEEK_SET) == off_t(offset) else { return nil }
+        let copy = dup(descriptor)
+        guard copy >= 0 else { return nil }
+        guard let file = fdopen(copy, "rb") else {
+            close(copy)
+            return nil
+        }
+        return file
+    }
+
+    /// Where a descriptor's file offset is.
+    static func offset(of descriptor: Int32) -> Int { Int(lseek(descriptor, 0, SEEK_CUR)) }
+
+    /// Moves a regular file's offset back to its start.
+    static func seekToStart(_ descriptor: Int32) -> Bool { lseek(descriptor, 0, SEEK_SET) == 0 }
+
     /// A C stream whose reads come from `source` (for libpcap, which reads through `FILE *`).
     /// `source` stays retained until the stream is closed.
     static func stream(reading source: InputSource) -> UnsafeMutablePointer<FILE>? {

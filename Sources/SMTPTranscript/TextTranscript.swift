@@ -1,4 +1,3 @@
-import DequeModule
 import SMTPCore
 
 #if canImport(Glibc)
@@ -46,12 +45,17 @@ public final class TextTranscriptRenderer: SessionObserver {
     let data: DataDisplay
     let showSecrets: Bool
     let colour: Bool
-    /// Live sessions by id: session ids are consecutive and end roughly in order, so a window
-    /// from the oldest live id is both small and free of hashing (this lookup runs per packet).
-    var sessions = Deque<SessionText?>()
+    /// Live sessions by id: session ids are consecutive and end roughly in order, so an array
+    /// from the oldest live id is both small and free of hashing. (An array, not a deque: this
+    /// lookup runs whenever packets of another session come, and an array's is the cheapest.)
+    var sessions: [SessionText?] = []
+    /// Entries before `head` are ended sessions not yet compacted away.
+    var head = 0
     /// The id of `sessions[0]`.
     var firstSessionID = 1
-    var current: SessionText?
+    /// The session events go to. Not counted as an owner (`sessions` holds every live one), so that
+    /// switching sessions, per packet, costs no reference counting.
+    unowned(unsafe) var current: SessionText?
     /// A reused buffer for headers and summaries.
     let scratch = ByteWriter(capacity: 1024)
     var rfc3339 = RFC3339Writer()
@@ -228,7 +232,7 @@ public final class TextTranscriptRenderer: SessionObserver {
 
     public func sessionStarted(_ info: SessionInfo) {
         let session = SessionText(info: info)
-        if sessions.isEmpty { firstSessionID = info.id }
+        if sessions.isEmpty { firstSessionID = info.id; head = 0 }
         let index = info.id - firstSessionID
         if index >= sessions.count { sessions.append(contentsOf: repeatElement(nil, count: index - sessions.count + 1)) }
         sessions[index] = session
@@ -244,10 +248,17 @@ public final class TextTranscriptRenderer: SessionObserver {
         let index = id - firstSessionID
         guard index >= 0, index < sessions.count, let session = sessions[index] else { return nil }
         sessions[index] = nil
-        // Ended sessions at the front leave the window, each in O(1).
-        while let first = sessions.first, first == nil {
-            sessions.removeFirst()
-            firstSessionID += 1
+        // Step over ended sessions at the front; compact only now and then, so that ending a
+        // session costs O(1) however many are open.
+        while head < sessions.count, sessions[head] == nil { head += 1 }
+        if head == sessions.count {
+            sessions.removeAll(keepingCapacity: true)
+            firstSessionID += head
+            head = 0
+        } else if head > 1024, head * 2 > sessions.count {
+            sessions.removeFirst(head)
+            firstSessionID += head
+            head = 0
         }
         return session
     }
@@ -289,12 +300,13 @@ public final class TextTranscriptRenderer: SessionObserver {
 
     /// A path as the client sent it (`<a@b>`, or without brackets when it had none), escaped.
     static func appendAddress(_ entry: EnvelopeAddress, to out: ByteWriter) {
-        let sent = entry.asSent
-        if sent.allSatisfy({ $0 >= 0x20 && $0 < 0x7F }) {
-            out.append(sent)
+        if entry.bracketed { out.append(0x3C) }
+        if entry.address.bytes.allSatisfy({ $0 >= 0x20 && $0 < 0x7F }) {
+            out.append(entry.address.bytes)
         } else {
-            out.append(ByteString.escaped(sent))
+            out.append(ByteString.escaped(entry.address.bytes))
         }
+        if entry.bracketed { out.append(0x3E) }
         if let code = entry.replyCode {
             out.append(" (")
             out.appendDecimal(code)

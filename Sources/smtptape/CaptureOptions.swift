@@ -81,12 +81,13 @@ final class InputReader {
         if progress.enabled { extractor.progress = { [progress] in progress.show($0) } }
     }
 
-    /// Reads `paths`; `afterEach` sees each input once it was read to the end.
-    func read(_ paths: [String], scenarios: Bool, afterEach: (InputSource) -> Void = { _ in }) {
+    /// Reads `paths`; `afterEach` sees each input once it was read to the end. With `hashing`,
+    /// each input's SHA-256 is computed as it is read (``InputSource/finishDigest()``).
+    func read(_ paths: [String], scenarios: Bool, hashing: Bool = false, afterEach: (InputSource) -> Void = { _ in }) {
         for path in paths {
             let input: InputSource
             do {
-                input = try InputSource(path: path)
+                input = try InputSource(path: path, hashing: hashing)
             } catch {
                 run.messages.append("smtptape: " + (path == "-" ? "stdin: " + error.message : error.description))
                 run.status = max(run.status, 2)

@@ -152,7 +152,7 @@ import Testing
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("digest-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: url) }
         try Data(input.utf8).write(to: url)
-        let source = try InputSource(path: url.path)
+        let source = try InputSource(path: url.path, hashing: true)
         _ = source.peek(2)
         var buffer = [UInt8](repeating: 0, count: 1)
         _ = buffer.withUnsafeMutableBytes { source.read(into: $0) }
@@ -163,6 +163,6 @@ import Testing
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("digest-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: url) }
         try Data(repeating: 0x61, count: 1_000_000).write(to: url)
-        #expect(try InputSource(path: url.path).finishDigest() == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
+        #expect(try InputSource(path: url.path, hashing: true).finishDigest() == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
     }
 }

@@ -26,7 +26,7 @@ enum Repository {
     static func extract(_ capture: String, showSecrets: Bool = false) -> [Scenario] {
         var scenarios: [Scenario] = []
         let recorder = ScenarioRecorder(showSecrets: showSecrets) { info in
-            Scenario.Origin(capture: URL(fileURLWithPath: info.source).lastPathComponent, sha256: (try? InputSource(path: info.source))?.finishDigest(),
+            Scenario.Origin(capture: URL(fileURLWithPath: info.source).lastPathComponent, sha256: (try? InputSource(path: info.source, hashing: true))?.finishDigest(),
                             connection: "\(info.client) -> \(info.server)", session: info.id, start: info.start.rfc3339)
         }
         recorder.onScenario = { _, scenario in scenarios.append(scenario) }

@@ -68,7 +68,7 @@ struct Extract: ParsableCommand {
             }
         }
         let reader = InputReader(options: capture, observer: recorder)
-        reader.read(captures, scenarios: false) { input in
+        reader.read(captures, scenarios: false, hashing: true) { input in
             let digest = Array(input.finishDigest().utf8)
             for (name, offset) in awaitingDigest {
                 do throws(FileError) {
