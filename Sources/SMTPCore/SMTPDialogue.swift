@@ -62,6 +62,8 @@ public struct SMTPDialogue {
     var tlsUndecided = false
     /// When STARTTLS was accepted: where the transcript marks the start of TLS.
     var tlsAcceptedAt = Timestamp(nanoseconds: 0)
+    /// The first byte or two after STARTTLS, while they could still begin a TLS record.
+    var tlsProbe: (side: Side, bytes: [UInt8]) = (.client, [])
     var clientSeenBytes = false
     var serverSeenBytes = false
     /// Any client line was seen (for the mid-session greeting rule).
@@ -76,6 +78,10 @@ public struct SMTPDialogue {
     var serverResync = false
     /// The server's side had a gap: replies may be missing, so a reply may skip waiting commands.
     var serverRepliesLost = false
+    /// The client's side had a gap outside message data, and no line with a known verb came since:
+    /// the gap may have swallowed an AUTH command or challenge, so a line that is not a known
+    /// command, or the rest of a line the gap cut, may be a credential. When in doubt, redact.
+    var clientInDoubt = false
 
     var clientLine: [UInt8] = []
     var serverLine: [UInt8] = []
@@ -152,10 +158,12 @@ public struct SMTPDialogue {
         if tlsUndecided {
             // What followed STARTTLS is lost: nothing tells whether it was TLS.
             decideTLS(encrypted: true, time: time, observer: observer)
+            releaseTLSProbe(time: time, observer: observer)
         }
         if side == .client {
             if clientMode == .encrypted { summary.encryptedClient += count; observer.encrypted(side: .client, bytes: count, time: time); return }
             releaseHeldLine(asSecret: true, time: time, observer: observer)
+            if clientMode == .command || clientMode == .awaitingTLSReply || inAuthExchange { clientInDoubt = true }
             if clientMode == .dataAfterGap {
                 // A second hole: what was held between the two cannot be joined to what follows.
                 releaseHeldData(time: time, observer: observer)
@@ -204,7 +212,10 @@ public struct SMTPDialogue {
     /// Ends the session: whatever is buffered is reported, flagged `unterminated`.
     public mutating func finish(time: Timestamp, observer: some SMTPDialogueObserver) {
         let time = clamp(time)
-        if tlsUndecided { decideTLS(encrypted: true, time: time, observer: observer) }
+        if tlsUndecided {
+            decideTLS(encrypted: !tlsProbe.bytes.isEmpty, time: time, observer: observer)
+            releaseTLSProbe(time: time, observer: observer)
+        }
         releaseHeldLine(asSecret: true, time: time, observer: observer)
         if clientMode == .dataAfterGap { releaseHeldData(time: time, observer: observer) }
         if messageOpen {
@@ -239,8 +250,40 @@ public struct SMTPDialogue {
         }
     }
 
-    mutating func decideTLS(by bytes: UnsafeRawBufferPointer, time: Timestamp, observer: some SMTPDialogueObserver) {
-        decideTLS(encrypted: Self.looksLikeTLSRecord(bytes), time: time, observer: observer)
+    /// Looks at the first bytes after STARTTLS was accepted: a TLS record header (three bytes)
+    /// means TLS began, anything else that it did not. Fewer than three bytes that could still
+    /// begin a record are kept until more come; returns `false` then (all of `bytes` was kept).
+    mutating func probeTLS(_ bytes: inout UnsafeRawBufferPointer, from side: Side, time: Timestamp, observer: some SMTPDialogueObserver) -> Bool {
+        if tlsProbe.bytes.isEmpty, bytes.count >= 3 {
+            decideTLS(encrypted: Self.looksLikeTLSRecord(bytes), time: time, observer: observer)
+            return true
+        }
+        var head = tlsProbe.bytes
+        head.append(contentsOf: bytes.prefix(3 - head.count))
+        let mayBeRecord = head.first == 0x16 && (head.count < 2 || head[1] == 0x03)
+        if mayBeRecord, head.count < 3, tlsProbe.bytes.isEmpty || tlsProbe.side == side {
+            tlsProbe.side = side
+            tlsProbe.bytes.append(contentsOf: bytes)
+            bytes = UnsafeRawBufferPointer(start: nil, count: 0)
+            return false
+        }
+        decideTLS(encrypted: mayBeRecord && head.count >= 3 && head[2] <= 0x04, time: time, observer: observer)
+        releaseTLSProbe(time: time, observer: observer)
+        return true
+    }
+
+    /// The bytes kept while deciding go on as their side's first bytes after STARTTLS.
+    mutating func releaseTLSProbe(time: Timestamp, observer: some SMTPDialogueObserver) {
+        guard !tlsProbe.bytes.isEmpty else { return }
+        let probe = tlsProbe
+        tlsProbe = (.client, [])
+        probe.bytes.withUnsafeBytes {
+            if probe.side == .client {
+                receiveClient($0, time: time, observer: observer)
+            } else {
+                receiveServer($0, time: time, observer: observer)
+            }
+        }
     }
 
     mutating func decideTLS(encrypted: Bool, time: Timestamp, observer: some SMTPDialogueObserver) {
@@ -255,9 +298,11 @@ public struct SMTPDialogue {
             if clientMode == .awaitingTLSReply { clientMode = .command }
             return
         }
+        // A partial client line (and a line held for its reply) belong before TLS: report them first.
+        flushClientLine(time: time, observer: observer)
+        releaseHeldLine(asSecret: true, time: time, observer: observer)
         summary.tlsState = .encrypted
         observer.tlsStarted(TLSStart(mode: mode, state: .encrypted), time: startTime)
-        flushClientLine(time: time, observer: observer)
         clientMode = .encrypted
         serverEncrypted = true
         // Plaintext the server had buffered after its 220 would be an injection (CVE-2011-0411): nothing to parse.
@@ -282,7 +327,7 @@ public struct SMTPDialogue {
             }
         }
         while !bytes.isEmpty {
-            if tlsUndecided { decideTLS(by: bytes, time: time, observer: observer) }
+            if tlsUndecided, !probeTLS(&bytes, from: .client, time: time, observer: observer) { return }
             switch clientMode {
             case .encrypted:
                 summary.encryptedClient += bytes.count
@@ -310,7 +355,7 @@ public struct SMTPDialogue {
                 startTLS(.startTLS, time: time, observer: observer)
                 decideTLS(encrypted: true, time: time, observer: observer)
             default:
-                switch Self.nextLine(&bytes, buffer: &clientLine, resync: &clientResync, side: .client, secret: inAuthExchange, time: time, observer: observer) {
+                switch Self.nextLine(&bytes, buffer: &clientLine, resync: &clientResync, side: .client, secret: inAuthExchange || clientInDoubt, time: time, observer: observer) {
                 case nil:
                     return
                 case .fragment:
@@ -329,6 +374,8 @@ public struct SMTPDialogue {
     }
 
     mutating func handleClientLine(_ raw: UnsafeRawBufferPointer, flags inputFlags: LineFlags, time: Timestamp, observer: some SMTPDialogueObserver) {
+        // A second line before any reply: the held one was no credential.
+        if heldLine != nil { releaseHeldLine(asSecret: false, time: time, observer: observer) }
         var flags = inputFlags
         let content = Self.lineContent(raw)
         let verbEnd = SMTPCommand.verbEnd(content)
@@ -353,6 +400,17 @@ public struct SMTPDialogue {
         }
 
         if content.count + 2 > SMTPLimits.commandLine { flags.insert(.overLength) }
+        if clientInDoubt {
+            if !isKnown {
+                // After a gap, before any known command: this line may be a credential.
+                let secret: Range<Int>? = content.isEmpty ? nil : 0..<content.count
+                observer.authResponse(raw, secret: secret, flags: flags, time: time)
+                expectReply(Pending(context: .authResponse))
+                commandSeen = true
+                return
+            }
+            if !flags.contains(.unterminated) { clientInDoubt = false }
+        }
         if beganMidSession, !knownCommandSeen, !isKnown, clientMode == .command {
             // A capture that began inside an AUTH exchange: the password line comes first. A line
             // of base64 alone is taken for a credential at once; any other waits for its reply.
@@ -388,7 +446,8 @@ public struct SMTPDialogue {
         case .data:
             clientMode = .awaitingDataReply
         case .bdat:
-            if let chunk = SMTPCommand(line: raw).binaryDataChunk {
+            // A BDAT line cut short (by a gap or the end) cannot be trusted with its size.
+            if !flags.contains(.unterminated), let chunk = SMTPCommand(line: raw).binaryDataChunk {
                 observer.command(raw, verb: verb, flags: flags, secret: nil, time: time)
                 entry.endsMessage = chunk.isLast
                 expectReply(entry)
@@ -712,7 +771,7 @@ public struct SMTPDialogue {
             }
         }
         while !bytes.isEmpty {
-            if tlsUndecided { decideTLS(by: bytes, time: time, observer: observer) }
+            if tlsUndecided, !probeTLS(&bytes, from: .server, time: time, observer: observer) { return }
             if serverEncrypted {
                 summary.encryptedServer += bytes.count
                 observer.encrypted(side: .server, bytes: bytes.count, time: time)

@@ -50,7 +50,8 @@ extension Walker {
             checkChunks(parsed)
             let code = step.fault == nil ? step.reply?.code : nil
             messageDue = step.verb == .data && code == 354
-            responseDue = code == 334 && (step.kind == .auth || step.verb == .auth)
+            // (A 334 the server sends unprompted, in a capture that missed the AUTH line, counts too.)
+            responseDue = code == 334 && (step.kind == .auth || step.kind == .unsolicited || step.verb == .auth)
             closed = code == 421
         }
         checkEnd(session, last: steps.last, node: endNode)
