@@ -130,6 +130,9 @@ public protocol SMTPDialogueObserver: AnyObject {
     func reply(_ raw: UnsafeRawBufferPointer, lineCount: Int, code: Int?, context: ReplyContext, flags: LineFlags, time: Timestamp)
     /// A client response line within an AUTH exchange; `secret` is its range within `raw`.
     func authResponse(_ raw: UnsafeRawBufferPointer, secret: Range<Int>?, flags: LineFlags, time: Timestamp)
+    /// Message `message` (1-based within the session) begins. `bytesMissingBefore` says the capture
+    /// lost its first bytes (the data before the first that follows is unknown).
+    func messageBegan(message: Int, transfer: MessageTransfer, bytesMissingBefore: Bool, time: Timestamp)
     /// Bytes of message `message` (1-based within the session) as sent on the wire.
     /// For DATA they are dot-stuffed; `atLineStart` tells whether `raw` begins a line.
     func messageData(_ raw: UnsafeRawBufferPointer, message: Int, transfer: MessageTransfer, atLineStart: Bool, time: Timestamp)
@@ -144,6 +147,10 @@ public protocol SMTPDialogueObserver: AnyObject {
     func tlsStarted(_ start: TLSStart, time: Timestamp)
     /// Encrypted bytes, counted and not parsed.
     func encrypted(side: Side, bytes: Int, time: Timestamp)
+}
+
+extension SMTPDialogueObserver {
+    public func messageBegan(message: Int, transfer: MessageTransfer, bytesMissingBefore: Bool, time: Timestamp) {}
 }
 
 /// A reverse-path (MAIL) or forward-path (RCPT) and the reply it got.

@@ -98,6 +98,9 @@ public struct SMTPDialogue {
     var messageOpen = false
     /// Bytes of the open message are missing: it will end incomplete.
     var messageGapped = false
+    /// The client's side had a gap since its last MAIL: a BDAT message beginning now may have
+    /// lost chunks to it.
+    var clientGapSinceMail = false
     var messageTransfer = MessageTransfer.data
     var dataAtLineStart = true
     /// Holds `.` or `.\r` at the end of a segment in DATA mode until we know whether it ends the message.
@@ -124,6 +127,9 @@ public struct SMTPDialogue {
     public init(expectGreeting: Bool = true, tlsIsDecrypted: Bool = false) {
         self.tlsIsDecrypted = tlsIsDecrypted
         beganMidSession = !expectGreeting
+        // A capture that began mid-session may have cut the first reply: like after a gap, a reply
+        // that cannot answer the oldest command resynchronises on one it can.
+        serverRepliesLost = beganMidSession
         // No buffers are reserved: most lines are read in place, and captures hold many sessions.
         if expectGreeting { pending.append(Pending(context: .greeting)) }
     }
@@ -169,7 +175,8 @@ public struct SMTPDialogue {
                 releaseHeldData(time: time, observer: observer)
             }
             flushClientLine(time: time, observer: observer)
-            if clientMode == .data { flushDataHold(time: time, observer: observer) }
+            releaseHeldLine(asSecret: true, time: time, observer: observer)
+            if clientMode == .data { dropDataHold(time: time, observer: observer) }
             observer.gap(side: .client, bytes: count, time: time)
             switch clientMode {
             case .bdat(let remaining, let last):
@@ -182,6 +189,7 @@ public struct SMTPDialogue {
                     finishChunk(last: last, time: time, observer: observer)
                     if count > remaining {
                         // The hole goes on past the chunk: it swallowed what came next.
+                        clientGapSinceMail = true
                         clientResync = true
                         expectLostCommands(count - remaining)
                     }
@@ -197,6 +205,7 @@ public struct SMTPDialogue {
                 clientMode = .dataAfterGap
                 heldDataTime = time
             default:
+                clientGapSinceMail = true
                 clientResync = true
                 expectLostCommands(count)
             }
@@ -219,13 +228,15 @@ public struct SMTPDialogue {
         releaseHeldLine(asSecret: true, time: time, observer: observer)
         if clientMode == .dataAfterGap { releaseHeldData(time: time, observer: observer) }
         if messageOpen {
-            flushDataHold(time: time, observer: observer)
+            dropDataHold(time: time, observer: observer)
             observer.messageEnd(UnsafeRawBufferPointer(start: nil, count: 0), message: messageIndex,
                                 transfer: messageTransfer, size: messageSize, complete: false, time: time)
             messageOpen = false
             if clientMode != .encrypted { clientMode = .command }
         }
         flushClientLine(time: time, observer: observer)
+        // The partial line may itself have been held: no reply will come for it now.
+        releaseHeldLine(asSecret: true, time: time, observer: observer)
         flushReply(extraFlags: .unterminated, time: time, observer: observer)
     }
 
@@ -317,9 +328,10 @@ public struct SMTPDialogue {
 
     mutating func receiveClient(_ input: UnsafeRawBufferPointer, time: Timestamp, observer: some SMTPDialogueObserver) {
         var bytes = input
-        // In AUTH the client sends one line per challenge and waits: more bytes before any reply
-        // say the line held was no credential.
-        if heldLine != nil { releaseHeldLine(asSecret: false, time: time, observer: observer) }
+        // More bytes before the held line's reply: the reply that would tell is lost (or cut, as
+        // at the start of a capture), and the line may have been `AUTH PLAIN <secret>` cut short.
+        // When in doubt, redact.
+        if heldLine != nil { releaseHeldLine(asSecret: true, time: time, observer: observer) }
         if !clientSeenBytes {
             clientSeenBytes = true
             if !tlsIsDecrypted, Self.looksLikeTLSRecord(bytes) {
@@ -374,8 +386,8 @@ public struct SMTPDialogue {
     }
 
     mutating func handleClientLine(_ raw: UnsafeRawBufferPointer, flags inputFlags: LineFlags, time: Timestamp, observer: some SMTPDialogueObserver) {
-        // A second line before any reply: the held one was no credential.
-        if heldLine != nil { releaseHeldLine(asSecret: false, time: time, observer: observer) }
+        // A second line before any reply: nothing tells what the held one was (see receiveClient).
+        if heldLine != nil { releaseHeldLine(asSecret: true, time: time, observer: observer) }
         var flags = inputFlags
         let content = Self.lineContent(raw)
         let verbEnd = SMTPCommand.verbEnd(content)
@@ -430,6 +442,7 @@ public struct SMTPDialogue {
         var entry = Pending(context: .command(verb))
         switch verb {
         case .mail:
+            clientGapSinceMail = false
             if let path = MailPath.address(ofLine: content, verb: verb) {
                 entry.envelope = summary.senders.count
                 summary.senders.append(EnvelopeAddress(address: path.address, bracketed: path.bracketed))
@@ -451,7 +464,10 @@ public struct SMTPDialogue {
                 observer.command(raw, verb: verb, flags: flags, secret: nil, time: time)
                 entry.endsMessage = chunk.isLast
                 expectReply(entry)
-                if !messageOpen || messageTransfer != .bdat { beginMessage(.bdat, time: time, observer: observer) }
+                if !messageOpen || messageTransfer != .bdat {
+                    // After a hole since MAIL, earlier chunks of this message may be in the hole.
+                    beginMessage(.bdat, bytesMissingBefore: clientGapSinceMail, time: time, observer: observer)
+                }
                 if chunk.size == 0 {
                     finishChunk(last: chunk.isLast, time: time, observer: observer)
                 } else {
@@ -537,13 +553,16 @@ public struct SMTPDialogue {
         return false
     }
 
-    mutating func beginMessage(_ transfer: MessageTransfer, time: Timestamp, observer: some SMTPDialogueObserver) {
+    /// - Parameter bytesMissingBefore: the capture lost bytes of this message before its first
+    ///   (DATA's 354 or earlier BDAT chunks fell into a gap).
+    mutating func beginMessage(_ transfer: MessageTransfer, bytesMissingBefore: Bool = false, time: Timestamp, observer: some SMTPDialogueObserver) {
         abandonMessage(time: time, observer: observer)
         messageTransfer = transfer
         messageIndex += 1
         messageSize = 0
         messageOpen = true
-        messageGapped = false
+        messageGapped = bytesMissingBefore
+        observer.messageBegan(message: messageIndex, transfer: transfer, bytesMissingBefore: bytesMissingBefore, time: time)
         if transfer == .data {
             clientMode = .data
             dataAtLineStart = true
@@ -658,6 +677,16 @@ public struct SMTPDialogue {
         swap(&held, &dataHold)
     }
 
+    /// `.` or `.\r` held at a line start when a gap, a reply or the end of the stream comes: most
+    /// likely the start of the `.` line, perhaps a line of data. Which is unknown, so they are not
+    /// message data (an `.eml` holds only bytes known to be in the message): they are a fragment.
+    mutating func dropDataHold(time: Timestamp, observer: some SMTPDialogueObserver) {
+        guard !dataHold.isEmpty else { return }
+        dataHold.withUnsafeBytes { observer.fragment($0, side: .client, time: time) }
+        dataHold.removeAll(keepingCapacity: true)
+        dataAtLineStart = true
+    }
+
     /// The `.` line: the message is over; the next reply answers it.
     mutating func endMessage(_ terminator: UnsafeRawBufferPointer, time: Timestamp, observer: some SMTPDialogueObserver) {
         let complete = !messageGapped
@@ -698,8 +727,7 @@ public struct SMTPDialogue {
         swap(&held, &heldData)
         if !messageOpen {
             // DATA's 354 was not seen (it fell into the hole): the `.` line says there was a message.
-            beginMessage(.data, time: time, observer: observer)
-            messageGapped = true
+            beginMessage(.data, bytesMissingBefore: true, time: time, observer: observer)
         }
         held.withUnsafeBytes { raw in
             releaseAsMessageData(UnsafeRawBufferPointer(rebasing: raw[0..<terminator.lowerBound]), time: heldDataTime, observer: observer)
@@ -716,8 +744,7 @@ public struct SMTPDialogue {
         var held: [UInt8] = []
         swap(&held, &heldData)
         if !messageOpen {
-            beginMessage(.data, time: time, observer: observer)
-            messageGapped = true
+            beginMessage(.data, bytesMissingBefore: true, time: time, observer: observer)
         }
         clientMode = .data
         held.withUnsafeBytes { releaseAsMessageData($0, time: heldDataTime, observer: observer) }
@@ -910,7 +937,7 @@ public struct SMTPDialogue {
                 heldAfterGap = heldData
                 heldData = []
             }
-            flushDataHold(time: time, observer: observer)
+            dropDataHold(time: time, observer: observer)
             observer.messageEnd(UnsafeRawBufferPointer(start: nil, count: 0), message: messageIndex, transfer: .data,
                                 size: messageSize, complete: false, time: time)
             messageOpen = false
@@ -948,8 +975,7 @@ public struct SMTPDialogue {
                     beginMessage(.data, time: time, observer: observer)
                 } else if clientMode == .dataAfterGap, !messageOpen {
                     // DATA was accepted: the bytes held after the hole are message data.
-                    beginMessage(.data, time: time, observer: observer)
-                    messageGapped = true
+                    beginMessage(.data, bytesMissingBefore: true, time: time, observer: observer)
                     clientMode = .dataAfterGap
                     resolveHeldData(time: time, observer: observer)
                 }
@@ -974,7 +1000,7 @@ public struct SMTPDialogue {
              .lostCommand where code == 354 && clientMode == .command && clientLine.isEmpty:
             // DATA was accepted although the capture does not hold it (it came before the capture
             // began, or fell into a gap): message data follows.
-            beginMessage(.data, time: time, observer: observer)
+            beginMessage(.data, bytesMissingBefore: context == .lostCommand, time: time, observer: observer)
             messageGapped = true
         case .command(.auth), .authResponse:
             if code == 334 {

@@ -279,6 +279,12 @@ public final class ScenarioRecorder: SessionObserver {
             builder.earlyReplies += 1
             return
         }
+        if code == nil, fault == nil {
+            // A line that is not a reply and follows none (a reply the capture cut at its start):
+            // what it answered, and so the pairing of what follows, is unknown.
+            stop(builder, "a server line that is not a reply could not be placed", at: time)
+            return
+        }
         guard code != nil, !builder.awaiting.isEmpty else {
             // A reply nothing was waiting for (`421 4.4.2 timeout`): a step of its own.
             let index = addStep(Scenario.Step(kind: .unsolicited, client: [], reply: reply), time: time, to: builder)
@@ -286,6 +292,13 @@ public final class ScenarioRecorder: SessionObserver {
             builder.lastReplied = index
             if index > 0 { builder.steps[index].delay = Self.seconds(from: builder.stepTimes[index - 1], to: time) }
             if fault != nil { builder.unterminatedReply = index }
+            return
+        }
+        if case .reply(let index) = builder.awaiting.first, case .command(let verb) = context,
+           let stepVerb = builder.steps[index].verb, stepVerb != verb {
+            // The dialogue paired this reply with another command (replies were lost and it
+            // resynchronised): the order this recorder pairs by no longer holds.
+            stop(builder, "replies could not be paired with their commands", at: time)
             return
         }
         switch builder.awaiting.removeFirst() {

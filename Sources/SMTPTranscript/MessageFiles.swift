@@ -20,9 +20,6 @@ public final class MessageFileWriter: SessionObserver {
     var session = 0
     /// The message file open in each session: sessions overlap in time, and so do their messages.
     var open: [Int: OpenMessage] = [:]
-    /// Sessions whose client side had a gap since their last command: a message going on (or
-    /// beginning) now has bytes missing before what comes.
-    var gapSinceCommand: Set<Int> = []
     var buffer: [UInt8] = []
     /// The names of the files written, in order (inside the folder).
     public private(set) var written: [String] = []
@@ -39,12 +36,12 @@ public final class MessageFileWriter: SessionObserver {
             + (complete ? ".eml" : ".incomplete.eml")
     }
 
-    /// The open file of the current session's message, created on its first bytes.
-    func file(message: Int) -> OpenMessage? {
+    /// The open file of the current session's message.
+    func file(message: Int, cut: Bool = false) -> OpenMessage? {
         if let file = open[session] { return file }
         let name = Self.fileName(session: session, message: message, complete: false)
         do {
-            let message = OpenMessage(file: try folder.create(name), name: name, cut: gapSinceCommand.contains(session))
+            let message = OpenMessage(file: try folder.create(name), name: name, cut: cut)
             open[session] = message
             return message
         } catch {
@@ -68,7 +65,11 @@ public final class MessageFileWriter: SessionObserver {
     public func sessionEnded(_ info: SessionInfo, summary: SessionSummary, reason: SessionEndReason, time: Timestamp) {
         // The dialogue ends every message it began; this only guards against a file left open.
         open.removeValue(forKey: info.id)?.file.close()
-        gapSinceCommand.remove(info.id)
+    }
+
+    public func messageBegan(message: Int, transfer: MessageTransfer, bytesMissingBefore: Bool, time: Timestamp) {
+        // A message whose first bytes are missing has no prefix to keep: its file stays empty.
+        _ = file(message: message, cut: bytesMissingBefore)
     }
 
     public func messageData(_ raw: UnsafeRawBufferPointer, message: Int, transfer: MessageTransfer, atLineStart: Bool, time: Timestamp) {
@@ -98,13 +99,10 @@ public final class MessageFileWriter: SessionObserver {
 
     public func gap(side: Side, bytes: Int, time: Timestamp) {
         guard side == .client else { return }
-        gapSinceCommand.insert(session)
         open[session]?.cut = true
     }
 
-    public func command(_ raw: UnsafeRawBufferPointer, verb: SMTPVerb, flags: LineFlags, secret: Range<Int>?, time: Timestamp) {
-        gapSinceCommand.remove(session)
-    }
+    public func command(_ raw: UnsafeRawBufferPointer, verb: SMTPVerb, flags: LineFlags, secret: Range<Int>?, time: Timestamp) {}
 
     public func reply(_ raw: UnsafeRawBufferPointer, lineCount: Int, code: Int?, context: ReplyContext, flags: LineFlags, time: Timestamp) {}
     public func authResponse(_ raw: UnsafeRawBufferPointer, secret: Range<Int>?, flags: LineFlags, time: Timestamp) {}

@@ -117,14 +117,14 @@ struct DialogueGapTests {
         #expect(t.summary.recipients.first?.replyCode == nil)
     }
 
-    @Test("a gap right after a held dot in DATA: the dot is content, the cut line a fragment")
+    @Test("a gap right after a held dot in DATA: the dot (perhaps the `.` line's) and the cut line are fragments")
     func gapAfterHeldDot() {
         let t = play([
             .server("220 hi\r\n"), .client("DATA\r\n"), .server("354 go\r\n"),
             .client("a\r\n."), .gap(.client, 3), .client("x\r\n.\r\n"),
         ])
         #expect(t.log == [
-            "S 220 greeting", "C DATA", "S 354 DATA", "D1 DATA a\\x0D\\x0A.", "G client 3", "F client x\\x0D\\x0A",
+            "S 220 greeting", "C DATA", "S 354 DATA", "D1 DATA a\\x0D\\x0A", "F client .", "G client 3", "F client x\\x0D\\x0A",
             "E1 DATA size=3 incomplete .\\x0D\\x0A",
         ])
     }

@@ -176,6 +176,27 @@ struct DialogueSessionTests {
         #expect(t.log == ["C NOOP", "S 250 NOOP"])
     }
 
+    @Test("a capture that begins inside AUTH PLAIN, whose reply it cut: the first line is redacted")
+    func midSessionCutAuthLine() {
+        // The capture began inside `AUTH PLAIN <credentials>` and inside its 235: nothing says the
+        // line was no credential, so it is redacted.
+        let t = play([
+            .server("on successful\r\n"), .client("UTH PLAIN AGFsaWNlAHNlY3JldA==\r\n"),
+            .client("MAIL FROM:<a@b>\r\n"), .server("250 ok\r\n"),
+        ], expectGreeting: false)
+        #expect(Array(t.log.prefix(3)) == [
+            "S - none [not_a_reply]", "A UTH PLAIN AGFsaWNlAHNlY3JldA== secret=UTH PLAIN AGFsaWNlAHNlY3JldA==", "C MAIL",
+        ])
+    }
+
+    @Test("a mid-session capture whose client sends lines and a partial one, then ends: every byte is reported")
+    func midSessionHeldLinesAtTheEnd() {
+        // Each unknown line is held for a reply that never comes; the last, cut by the end of the
+        // stream, too. The harness checks that the observer got every byte back.
+        let t = play([.client("abc\r\n"), .client("def\r\n"), .client("partial")], expectGreeting: false)
+        #expect(t.log == ["A abc secret=abc", "A def secret=def", "A partial secret=partial [unterminated]"])
+    }
+
     // MARK: AUTH
 
     @Test("AUTH PLAIN with an initial response: the response is a secret range of the command")
