@@ -61,7 +61,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "SMTPCoreTests", dependencies: ["SMTPCore"]),
+        .testTarget(name: "SMTPCoreTests", dependencies: ["SMTPCore", "CSMTPScan"]),
         .testTarget(name: "SMTPCaptureTests", dependencies: ["SMTPCapture", "SMTPCore", "SMTPFiles", "SMTPTranscript", "SMTPScenario"], exclude: ["Golden"]),
         .testTarget(name: "SMTPTranscriptTests", dependencies: ["SMTPTranscript", "SMTPCore", "SMTPFiles"]),
         .testTarget(name: "SMTPScenarioTests", dependencies: ["SMTPScenario", "SMTPCore", "SMTPFiles", "SMTPCapture", "SMTPTranscript"], exclude: ["Broken"]),

@@ -4,6 +4,18 @@
 #include <emmintrin.h>
 #endif
 
+// One byte at a time: the reference, and the tail of the vector loops.
+static const void *find_newline_dot_scalar(const unsigned char *p, size_t i, size_t length) {
+    for (; i + 1 < length; i++) {
+        if (p[i] == '\n' && p[i + 1] == '.') return p + i;
+    }
+    return NULL;
+}
+
+const void *smtp_find_newline_dot_scalar(const void *haystack, size_t length) {
+    return find_newline_dot_scalar(haystack, 0, length);
+}
+
 #if defined(__x86_64__)
 #include <immintrin.h>
 
@@ -19,10 +31,7 @@ static const void *find_newline_dot_avx2(const unsigned char *p, size_t length) 
         unsigned mask = (unsigned)_mm256_movemask_epi8(_mm256_and_si256(_mm256_cmpeq_epi8(here, newline), _mm256_cmpeq_epi8(next, dot)));
         if (mask) return p + i + __builtin_ctz(mask);
     }
-    for (; i + 1 < length; i++) {
-        if (p[i] == '\n' && p[i + 1] == '.') return p + i;
-    }
-    return NULL;
+    return find_newline_dot_scalar(p, i, length);
 }
 #endif
 
@@ -40,18 +49,43 @@ static const void *find_newline_dot_sse2(const unsigned char *p, size_t length) 
         if (mask) return p + i + __builtin_ctz((unsigned)mask);
     }
 #endif
-    for (; i + 1 < length; i++) {
-        if (p[i] == '\n' && p[i + 1] == '.') return p + i;
-    }
-    return NULL;
+    return find_newline_dot_scalar(p, i, length);
+}
+
+const void *smtp_find_newline_dot_sse2(const void *haystack, size_t length) {
+    return find_newline_dot_sse2(haystack, length);
+}
+
+int smtp_has_sse2(void) {
+#if defined(__SSE2__)
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+int smtp_cpu_has_avx2(void) {
+#if defined(__x86_64__)
+    static int has_avx2 = -1;
+    if (has_avx2 < 0) has_avx2 = __builtin_cpu_supports("avx2") ? 1 : 0;
+    return has_avx2;
+#else
+    return 0;
+#endif
+}
+
+const void *smtp_find_newline_dot_avx2(const void *haystack, size_t length) {
+#if defined(__x86_64__)
+    return find_newline_dot_avx2(haystack, length);
+#else
+    return find_newline_dot_sse2(haystack, length);
+#endif
 }
 
 const void *smtp_find_newline_dot(const void *haystack, size_t length) {
     if (length < 2) return NULL;
 #if defined(__x86_64__)
-    static int has_avx2 = -1;
-    if (has_avx2 < 0) has_avx2 = __builtin_cpu_supports("avx2") ? 1 : 0;
-    if (has_avx2) return find_newline_dot_avx2(haystack, length);
+    if (smtp_cpu_has_avx2()) return find_newline_dot_avx2(haystack, length);
 #endif
     return find_newline_dot_sse2(haystack, length);
 }

@@ -140,7 +140,9 @@ public protocol SMTPDialogueObserver: AnyObject {
     /// `false` when bytes of the message are missing (a gap) or the stream ended inside it.
     func messageEnd(_ raw: UnsafeRawBufferPointer, message: Int, transfer: MessageTransfer, size: Int, complete: Bool, time: Timestamp)
     /// Bytes that cannot be read as a line: the tail of a line cut by a gap, up to the next LF.
-    func fragment(_ raw: UnsafeRawBufferPointer, side: Side, time: Timestamp)
+    /// `secret` says it may hold credentials (the gap may have swallowed an AUTH command or
+    /// challenge): outputs redact it as they redact AUTH responses.
+    func fragment(_ raw: UnsafeRawBufferPointer, side: Side, secret: Bool, time: Timestamp)
     /// `bytes` bytes of `side` are missing from the capture.
     func gap(side: Side, bytes: Int, time: Timestamp)
     /// TLS began; `start.state` says whether what follows is readable.

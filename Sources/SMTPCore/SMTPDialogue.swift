@@ -169,6 +169,8 @@ public struct SMTPDialogue {
         if side == .client {
             if clientMode == .encrypted { summary.encryptedClient += count; observer.encrypted(side: .client, bytes: count, time: time); return }
             releaseHeldLine(asSecret: true, time: time, observer: observer)
+            // A hole that begins where a line begins holds the start of at least one command.
+            let atLineStart = clientLine.isEmpty
             if clientMode == .command || clientMode == .awaitingTLSReply || inAuthExchange { clientInDoubt = true }
             if clientMode == .dataAfterGap {
                 // A second hole: what was held between the two cannot be joined to what follows.
@@ -191,7 +193,7 @@ public struct SMTPDialogue {
                         // The hole goes on past the chunk: it swallowed what came next.
                         clientGapSinceMail = true
                         clientResync = true
-                        expectLostCommands(count - remaining)
+                        expectLostCommands(count - remaining, atLineStart: true)
                     }
                 }
             case .data:
@@ -207,7 +209,7 @@ public struct SMTPDialogue {
             default:
                 clientGapSinceMail = true
                 clientResync = true
-                expectLostCommands(count)
+                expectLostCommands(count, atLineStart: atLineStart)
             }
         } else {
             if serverEncrypted { summary.encryptedServer += count; observer.encrypted(side: .server, bytes: count, time: time); return }
@@ -540,10 +542,11 @@ public struct SMTPDialogue {
         pending.append(entry)
     }
 
-    /// A client gap of `count` bytes may have swallowed whole commands: their replies will come.
-    mutating func expectLostCommands(_ count: Int) {
-        // The shortest command line is five bytes (`QUIT` and a bare LF).
-        guard count >= 5, pending.last?.context != .lostCommand else { return }
+    /// A client gap of `count` bytes may have swallowed commands, or their starts: their replies
+    /// will come. One that begins at a line start holds one; one that begins inside a line holds
+    /// one only if it is longer than the shortest command line (five bytes: `QUIT` and a bare LF).
+    mutating func expectLostCommands(_ count: Int, atLineStart: Bool) {
+        guard atLineStart || count >= 5, pending.last?.context != .lostCommand else { return }
         expectReply(Pending(context: .lostCommand))
     }
 
@@ -682,7 +685,7 @@ public struct SMTPDialogue {
     /// message data (an `.eml` holds only bytes known to be in the message): they are a fragment.
     mutating func dropDataHold(time: Timestamp, observer: some SMTPDialogueObserver) {
         guard !dataHold.isEmpty else { return }
-        dataHold.withUnsafeBytes { observer.fragment($0, side: .client, time: time) }
+        dataHold.withUnsafeBytes { observer.fragment($0, side: .client, secret: false, time: time) }
         dataHold.removeAll(keepingCapacity: true)
         dataAtLineStart = true
     }
@@ -756,11 +759,11 @@ public struct SMTPDialogue {
         clientMode = .data
         guard !raw.isEmpty else { return }
         guard let newline = raw.firstIndex(of: 0x0A) else {
-            observer.fragment(raw, side: .client, time: time)
+            observer.fragment(raw, side: .client, secret: false, time: time)
             dataAtLineStart = false
             return
         }
-        observer.fragment(UnsafeRawBufferPointer(rebasing: raw[0...newline]), side: .client, time: time)
+        observer.fragment(UnsafeRawBufferPointer(rebasing: raw[0...newline]), side: .client, secret: false, time: time)
         dataAtLineStart = true
         var rest = UnsafeRawBufferPointer(rebasing: raw[(newline + 1)...])
         if !rest.isEmpty { consumeMessageData(&rest, time: time, observer: observer) }
@@ -888,7 +891,7 @@ public struct SMTPDialogue {
         switch context {
         case .greeting: return code == 220 || code == 421 || code == 554
         case .command(.data): return code == 354 || kind == 4 || kind == 5
-        case .command(.starttls): return kind == 2 || kind == 4 || kind == 5
+        case .command(.starttls): return code == 220 || kind == 4 || kind == 5
         case .command(.auth), .authResponse: return kind != 3 || code == 334
         case .command(.quit): return code == 221 || kind == 4 || kind == 5
         case .command(.unknown(_)), .lostCommand, .none: return true
@@ -1089,14 +1092,10 @@ public struct SMTPDialogue {
         return .buffered(bareLF ? .bareLF : [])
     }
 
-    /// A fragment inside an AUTH exchange may hold credentials: it is reported as an AUTH response,
-    /// all secret, so that every output redacts it.
+    /// A fragment inside an AUTH exchange (or after a gap that may have swallowed one) may hold
+    /// credentials: it is reported as secret, so that every output redacts it.
     static func reportFragment(_ raw: UnsafeRawBufferPointer, side: Side, secret: Bool, time: Timestamp, observer: some SMTPDialogueObserver) {
-        if secret {
-            observer.authResponse(raw, secret: 0..<lineContent(raw).count, flags: .unterminated, time: time)
-        } else {
-            observer.fragment(raw, side: side, time: time)
-        }
+        observer.fragment(raw, side: side, secret: secret && side == .client, time: time)
     }
 
     /// Whether a line is plainly a whole command (a known verb) or reply (a code and separator).

@@ -326,7 +326,7 @@ public final class ScenarioRecorder: SessionObserver {
         }
     }
 
-    public func fragment(_ raw: UnsafeRawBufferPointer, side: Side, time: Timestamp) {
+    public func fragment(_ raw: UnsafeRawBufferPointer, side: Side, secret: Bool, time: Timestamp) {
         guard let builder = recording else { return }
         stop(builder, "\(raw.count) \(side.name) bytes could not be read", at: time)
     }

@@ -243,10 +243,13 @@ public final class JSONTranscriptWriter: SessionObserver {
         end()
     }
 
-    public func fragment(_ raw: UnsafeRawBufferPointer, side: Side, time: Timestamp) {
+    public func fragment(_ raw: UnsafeRawBufferPointer, side: Side, secret: Bool, time: Timestamp) {
         begin("fragment", time: time, from: side)
-        self.raw(raw)
-        bytesString("text", Self.content(raw))
+        withVisible(raw, secret: secret ? 0..<Self.content(raw).count : nil) { visible, redacted in
+            self.raw(visible)
+            bytesString("text", Self.content(visible))
+            out.append(redacted ? ",\"redacted\":true" : ",\"redacted\":false")
+        }
         end()
     }
 

@@ -106,7 +106,7 @@ public final class MessageFileWriter: SessionObserver {
 
     public func reply(_ raw: UnsafeRawBufferPointer, lineCount: Int, code: Int?, context: ReplyContext, flags: LineFlags, time: Timestamp) {}
     public func authResponse(_ raw: UnsafeRawBufferPointer, secret: Range<Int>?, flags: LineFlags, time: Timestamp) {}
-    public func fragment(_ raw: UnsafeRawBufferPointer, side: Side, time: Timestamp) {}
+    public func fragment(_ raw: UnsafeRawBufferPointer, side: Side, secret: Bool, time: Timestamp) {}
     public func tlsStarted(_ start: TLSStart, time: Timestamp) {}
     public func encrypted(side: Side, bytes: Int, time: Timestamp) {}
 }

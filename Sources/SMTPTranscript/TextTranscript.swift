@@ -486,9 +486,16 @@ public final class TextTranscriptRenderer: SessionObserver {
         line.withUnsafeBytes { messageLine($0, session: session, time: time) }
     }
 
-    public func fragment(_ raw: UnsafeRawBufferPointer, side: Side, time: Timestamp) {
+    public func fragment(_ raw: UnsafeRawBufferPointer, side: Side, secret: Bool, time: Timestamp) {
         guard let session = current else { return }
-        appendLines(raw, session: session, time: time, tag: side == .client ? "C? " : "S? ", colour: .marker, flags: [])
+        let tag: StaticString = side == .client ? "C? " : "S? "
+        if secret, !showSecrets {
+            Secrets.redact(raw, secret: 0..<SMTPLine.content(raw).count).withUnsafeBytes {
+                appendLines($0, session: session, time: time, tag: tag, colour: .marker, flags: [])
+            }
+        } else {
+            appendLines(raw, session: session, time: time, tag: tag, colour: .marker, flags: [])
+        }
     }
 
     public func gap(side: Side, bytes: Int, time: Timestamp) {

@@ -81,10 +81,10 @@ import Testing
         c.close()
         let (observer, _) = try extract(c.pcap.bytes)
         let visible = observer.events.compactMap { event -> String? in
-            if case .fragment(_, let raw, _) = event { return String(decoding: raw, as: UTF8.self) }
+            if case .fragment(_, let raw, _, false) = event { return String(decoding: raw, as: UTF8.self) }
             return nil
         }
-        #expect(visible.isEmpty, "no fragment may carry the rest of the credentials: \(visible)")
+        #expect(visible.isEmpty, "no fragment not marked secret may carry the rest of the credentials: \(visible)")
         #expect(observer.replies(session: 1).map { "\($0.code ?? 0) \($0.context)" } == ["220 greeting", "235 AUTH", "221 QUIT"])
         let text = try Fixtures.render([{ let u = Fixtures.temporaryFile("g.pcap"); try? c.pcap.write(to: u); return u.path }()]) { TextTranscriptRenderer(output: $0) }
         #expect(!text.contains("c3dvcmQ") && !text.contains("AGFsaWNl"))

@@ -7,7 +7,7 @@ enum Event: Equatable, CustomStringConvertible {
     case authResponse(raw: [UInt8], secret: Range<Int>?, flags: LineFlags)
     case messageData(raw: [UInt8], message: Int, transfer: MessageTransfer, atLineStart: Bool)
     case messageEnd(raw: [UInt8], message: Int, transfer: MessageTransfer, size: Int, complete: Bool)
-    case fragment(raw: [UInt8], side: Side)
+    case fragment(raw: [UInt8], side: Side, secret: Bool)
     case gap(side: Side, bytes: Int)
     case tlsStarted(TLSMode)
     case encrypted(side: Side, bytes: Int)
@@ -20,7 +20,7 @@ enum Event: Equatable, CustomStringConvertible {
             (.client, raw)
         case .reply(let raw, _, _, _, _):
             (.server, raw)
-        case .fragment(let raw, let side):
+        case .fragment(let raw, let side, _):
             (side, raw)
         case .gap, .tlsStarted, .encrypted:
             nil
@@ -50,8 +50,8 @@ enum Event: Equatable, CustomStringConvertible {
             return "D\(message) \(transfer.name) " + ByteString(raw).description
         case .messageEnd(let raw, let message, let transfer, let size, let complete):
             return "E\(message) \(transfer.name) size=\(size)" + (complete ? "" : " incomplete") + (raw.isEmpty ? "" : " " + ByteString(raw).description)
-        case .fragment(let raw, let side):
-            return "F \(side.name) " + ByteString(raw).description
+        case .fragment(let raw, let side, let secret):
+            return "F \(side.name) " + (secret ? "secret " : "") + ByteString(raw).description
         case .gap(let side, let bytes):
             return "G \(side.name) \(bytes)"
         case .tlsStarted(let mode):
@@ -98,8 +98,8 @@ final class RecordingObserver: SMTPDialogueObserver {
         record(.messageEnd(raw: Array(raw), message: message, transfer: transfer, size: size, complete: complete), time)
     }
 
-    func fragment(_ raw: UnsafeRawBufferPointer, side: Side, time: Timestamp) {
-        record(.fragment(raw: Array(raw), side: side), time)
+    func fragment(_ raw: UnsafeRawBufferPointer, side: Side, secret: Bool, time: Timestamp) {
+        record(.fragment(raw: Array(raw), side: side, secret: secret), time)
     }
 
     func gap(side: Side, bytes: Int, time: Timestamp) {
@@ -215,7 +215,7 @@ final class RecordingObserver: SMTPDialogueObserver {
     }
 
     var fragments: [(side: Side, raw: [UInt8])] {
-        events.compactMap { if case .fragment(let raw, let side) = $0 { (side, raw) } else { nil } }
+        events.compactMap { if case .fragment(let raw, let side, _) = $0 { (side, raw) } else { nil } }
     }
 
     var authResponses: [(raw: [UInt8], secret: Range<Int>?, flags: LineFlags)] {

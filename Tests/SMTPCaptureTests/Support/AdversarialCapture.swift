@@ -425,7 +425,7 @@ final class StreamObserver: SessionObserver {
         if !raw.isEmpty { add(.client, .bytes(Array(raw))) }
         ends.append((message, complete))
     }
-    func fragment(_ raw: UnsafeRawBufferPointer, side: Side, time: Timestamp) {
+    func fragment(_ raw: UnsafeRawBufferPointer, side: Side, secret: Bool, time: Timestamp) {
         add(side, .bytes(Array(raw)))
         if side == .client { visibleLines.append(Array(raw)) }
     }

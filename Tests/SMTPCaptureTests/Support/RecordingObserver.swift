@@ -8,7 +8,7 @@ final class RecordingObserver: SessionObserver {
         case auth(session: Int, raw: [UInt8])
         case data(session: Int, raw: [UInt8], message: Int, atLineStart: Bool)
         case messageEnd(session: Int, raw: [UInt8], message: Int, size: Int, complete: Bool)
-        case fragment(session: Int, raw: [UInt8], side: Side)
+        case fragment(session: Int, raw: [UInt8], side: Side, secret: Bool)
         case gap(session: Int, side: Side, bytes: Int)
         case tls(session: Int, mode: TLSMode)
     }
@@ -39,8 +39,8 @@ final class RecordingObserver: SessionObserver {
     func messageEnd(_ raw: UnsafeRawBufferPointer, message: Int, transfer: MessageTransfer, size: Int, complete: Bool, time: Timestamp) {
         events.append(.messageEnd(session: current, raw: Array(raw), message: message, size: size, complete: complete))
     }
-    func fragment(_ raw: UnsafeRawBufferPointer, side: Side, time: Timestamp) {
-        events.append(.fragment(session: current, raw: Array(raw), side: side))
+    func fragment(_ raw: UnsafeRawBufferPointer, side: Side, secret: Bool, time: Timestamp) {
+        events.append(.fragment(session: current, raw: Array(raw), side: side, secret: secret))
     }
     func gap(side: Side, bytes: Int, time: Timestamp) { events.append(.gap(session: current, side: side, bytes: bytes)) }
     func tlsStarted(_ start: TLSStart, time: Timestamp) { events.append(.tls(session: current, mode: start.mode)) }
@@ -56,7 +56,7 @@ final class RecordingObserver: SessionObserver {
                 side == .client ? raw : []
             case .reply(session, let raw, _, _, _):
                 side == .server ? raw : []
-            case .fragment(session, let raw, side):
+            case .fragment(session, let raw, side, _):
                 raw
             default:
                 []
