@@ -191,19 +191,19 @@ report=$work/results.txt
         [[ $verdict == met ]]
     }
     missed=0
-    if ok none && ok tshark; then target "--data none vs tshark (tshark/this)" "$(ratio "${median_s[tshark]}" "${median_s[none]}")" ">=" 50 x || missed=1
-    else echo "- --data none vs tshark: not evaluated (a command failed)"; missed=1; fi
-    if ok none && ok loop; then target "--data none vs pcap loop (this/loop)" "$(ratio "${median_s[none]}" "${median_s[loop]}")" "<=" 3 x || missed=1
-    else echo "- --data none vs pcap loop: not evaluated (a command failed)"; missed=1; fi
-    if ok json && ok tshark; then target "--format json vs tshark (tshark/this)" "$(ratio "${median_s[tshark]}" "${median_s[json]}")" ">=" 20 x || missed=1
-    else echo "- --format json vs tshark: not evaluated (a command failed)"; missed=1; fi
+    if ok none && ok tshark; then target "\`--data none\` vs tshark (tshark/this)" "$(ratio "${median_s[tshark]}" "${median_s[none]}")" ">=" 50 x || missed=1
+    else echo "- \`--data none\` vs tshark: not evaluated (a command failed)"; missed=1; fi
+    if ok none && ok loop; then target "\`--data none\` vs pcap loop (this/loop)" "$(ratio "${median_s[none]}" "${median_s[loop]}")" "<=" 3 x || missed=1
+    else echo "- \`--data none\` vs pcap loop: not evaluated (a command failed)"; missed=1; fi
+    if ok json && ok tshark; then target "\`--format json\` vs tshark (tshark/this)" "$(ratio "${median_s[tshark]}" "${median_s[json]}")" ">=" 20 x || missed=1
+    else echo "- \`--format json\` vs tshark: not evaluated (a command failed)"; missed=1; fi
     for k in none json; do
         if ok "$k"; then target "${label[$k]} peak RSS" "$(mib "${peak_kib[$k]}")" "<" 100 MiB || missed=1
         else echo "- ${label[$k]} peak RSS: not evaluated (the command failed)"; missed=1; fi
     done
     echo
     echo "run times (s):"
-    for k in "${keys[@]}"; do echo "- ${label[$k]}: ${times_s[$k]:-none}"; done
+    for k in "${keys[@]}"; do echo "- ${label[$k]}: $(echo ${times_s[$k]:-none})"; done
     echo
     echo "commands:"
     for k in "${keys[@]}"; do echo "- ${label[$k]}: \`${cmdline[$k]//$root\//}\`"; done

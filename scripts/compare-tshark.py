@@ -149,6 +149,10 @@ def has_gap(pieces):
     return any(isinstance(p, int) for p in pieces)
 
 
+def plural(count, noun):
+    return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
 def first_mismatch(a, b):
     """Index of the first differing byte of two equally long byte strings, or None."""
     if a == b:
@@ -540,7 +544,7 @@ def check_file(path, name, binary, verbose, smtp_ports=()):
         # We do not know which connections smtptape would report: one row per TCP stream.
         for stream in streams or []:
             if stream.smtp_frames:
-                row(either_way(stream), f"missed: tshark decodes {stream.smtp_frames} frames as SMTP "
+                row(either_way(stream), f"missed: tshark decodes {plural(stream.smtp_frames, 'frame')} as SMTP "
                     f"(tcp.stream {stream.index}); {smtptape_error}", "missed")
             else:
                 row(either_way(stream), f"not comparable: {smtptape_error}", "not comparable")
@@ -583,7 +587,7 @@ def check_file(path, name, binary, verbose, smtp_ports=()):
     # their frames, else not SMTP.
     for stream in sorted((s for left in by_pair.values() for s in left), key=lambda s: s.index):
         if stream.smtp_frames:
-            row(either_way(stream), f"missed: tshark decodes {stream.smtp_frames} frames as SMTP "
+            row(either_way(stream), f"missed: tshark decodes {plural(stream.smtp_frames, 'frame')} as SMTP "
                 f"(tcp.stream {stream.index}); smtptape reports no session", "missed")
             continue
         tally["not SMTP (skipped)"] = tally.get("not SMTP (skipped)", 0) + 1
