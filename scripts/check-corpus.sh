@@ -111,6 +111,7 @@ echo
 if [ ${#failures[@]} -gt 0 ]; then
   echo "corpus check FAILED in $((SECONDS - start)) s:"
   printf '  - %s\n' "${failures[@]}"
+  echo "(if a change of the tshark table is intended: scripts/check-corpus.sh --write-expected, review git diff, commit it with the reason)"
   exit 1
 fi
 echo "corpus check passed in $((SECONDS - start)) s"
