@@ -3,13 +3,14 @@
 # of the benchmark capture, then print the 25 most expensive functions.
 #
 # Usage: bench/callgrind.sh [--skip-build] [--inclusive]
-#   --skip-build  do not run `swift build -c release`; use the existing binary
+#   --skip-build  do not run `swift build -c release --product smtptape`; use the existing binary
 #   --inclusive   rank functions by inclusive cost (callees included) instead of self cost
 # Environment (defaults in brackets):
 #   BENCH_CAPTURE            full capture [bench/work/bench.pcap]; built by make-capture.sh if missing
 #   BENCH_PORT               SMTP port [10025]
 #   BENCH_CALLGRIND_PACKETS  packets to keep [200000]
-#   BENCH_SMTPTAPE           smtptape binary [.build/release/smtptape]
+#   BENCH_SMTPTAPE           smtptape binary [.build/release/smtptape, built by this script];
+#                            when set, nothing is built and the binary must exist
 # Output: bench/work/callgrind.out (open it with kcachegrind/qcachegrind for more), and the
 # cut capture bench/work/bench-<N>.pcap. Valgrind is ~50x slower than a native run.
 set -euo pipefail
@@ -33,6 +34,7 @@ capture=${BENCH_CAPTURE:-$work/bench.pcap}
 port=${BENCH_PORT:-10025}
 packets=${BENCH_CALLGRIND_PACKETS:-200000}
 smtptape=${BENCH_SMTPTAPE:-$root/.build/release/smtptape}
+[[ -n ${BENCH_SMTPTAPE:-} ]] && skip_build=1
 out=$work/callgrind.out
 
 for t in valgrind callgrind_annotate; do
@@ -44,7 +46,12 @@ if [[ $skip_build -eq 0 ]]; then
     echo "== swift build -c release --product smtptape"
     (cd "$root" && swift build -c release --product smtptape)
 fi
-[[ -x $smtptape ]] || { echo "callgrind.sh: $smtptape does not exist; build it (run without --skip-build)" >&2; exit 1; }
+if [[ ! -x $smtptape ]]; then
+    echo "callgrind.sh: $smtptape does not exist; build it with" >&2
+    echo "  (cd $root && swift build -c release --product smtptape)" >&2
+    echo "or run without --skip-build and without BENCH_SMTPTAPE" >&2
+    exit 1
+fi
 
 "$here/make-capture.sh" "$capture"
 

@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
 # smtptape benchmark: time smtptape against the plain libpcap loop and tshark.
 #
-# Usage: bench/run.sh [--skip-build] [--check]
-#   --skip-build  do not run `swift build -c release`; use the existing binary
+# Usage: bench/run.sh [--skip-build] [--check] [--publish]
+#   --skip-build  do not run `swift build -c release --product smtptape`; use the existing binary
 #   --check       exit 3 if a target in bench/README.md is missed
+#   --publish     copy this run's figures (bench/work/results.txt) into README.md's Performance
+#                 section and bench/README.md's Results section (bench/publish.py)
 # Environment (defaults in brackets):
 #   BENCH_CAPTURE      capture to read [bench/work/bench.pcap]; built by make-capture.sh if missing
 #   BENCH_PORT         SMTP port in the capture [10025]
-#   BENCH_RUNS         runs per command, the best is kept [3]
-#   BENCH_TSHARK_RUNS  runs of tshark, which is slow (~20 s) [1]; 0 skips it
-#   BENCH_SMTPTAPE     smtptape binary [.build/release/smtptape]
+#   BENCH_RUNS         runs of every command, tshark included; medians are compared [5]
+#   BENCH_SMTPTAPE     smtptape binary to time [.build/release/smtptape, built by this script];
+#                      when set, nothing is built and the binary must exist
+# Every command runs BENCH_RUNS times; the table gives the median wall-clock time (and the
+# range), and every ratio and target compares medians.
 # Writes the table to bench/work/results.txt; each command's stderr goes to bench/work/*.stderr.
 set -euo pipefail
 
@@ -19,10 +23,12 @@ work=$here/work
 
 skip_build=0
 check=0
+publish=0
 for arg in "$@"; do
     case $arg in
         --skip-build) skip_build=1 ;;
         --check) check=1 ;;
+        --publish) publish=1 ;;
         -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "${BASH_SOURCE[0]}"; exit 0 ;;
         *) echo "run.sh: unknown argument $arg (try --help)" >&2; exit 2 ;;
     esac
@@ -30,12 +36,15 @@ done
 
 capture=${BENCH_CAPTURE:-$work/bench.pcap}
 port=${BENCH_PORT:-10025}
-runs=${BENCH_RUNS:-3}
-tshark_runs=${BENCH_TSHARK_RUNS:-1}
+runs=${BENCH_RUNS:-5}
 smtptape=${BENCH_SMTPTAPE:-$root/.build/release/smtptape}
+[[ -n ${BENCH_SMTPTAPE:-} ]] && skip_build=1
 gnu_time=/usr/bin/time
 [[ $runs =~ ^[1-9][0-9]*$ ]] || { echo "run.sh: BENCH_RUNS must be a positive integer" >&2; exit 2; }
-[[ $tshark_runs =~ ^[0-9]+$ ]] || { echo "run.sh: BENCH_TSHARK_RUNS must be an integer (0 skips tshark)" >&2; exit 2; }
+if [[ -n ${BENCH_TSHARK_RUNS:-} ]]; then
+    echo "run.sh: BENCH_TSHARK_RUNS is gone: tshark runs BENCH_RUNS times like the others" >&2
+    exit 2
+fi
 
 # --- prerequisites ---------------------------------------------------------------------------
 if [[ ! -x $gnu_time ]] || ! "$gnu_time" --version 2>&1 | grep -q 'GNU'; then
@@ -46,8 +55,7 @@ EOF
     exit 1
 fi
 command -v cc >/dev/null || { echo "run.sh: no C compiler (cc) for pcap_loop.c" >&2; exit 1; }
-have_tshark=1
-command -v tshark >/dev/null || { have_tshark=0; echo "run.sh: tshark not found; its row is skipped (apt-get install tshark)" >&2; }
+command -v tshark >/dev/null || { echo "run.sh: tshark not found (Debian/Ubuntu: apt-get install tshark)" >&2; exit 1; }
 
 mkdir -p "$work"
 
@@ -57,7 +65,9 @@ if [[ $skip_build -eq 0 ]]; then
     (cd "$root" && swift build -c release --product smtptape)
 fi
 if [[ ! -x $smtptape ]]; then
-    echo "run.sh: $smtptape does not exist; build it (run without --skip-build)" >&2
+    echo "run.sh: $smtptape does not exist; build it with" >&2
+    echo "  (cd $root && swift build -c release --product smtptape)" >&2
+    echo "or run without --skip-build and without BENCH_SMTPTAPE" >&2
     exit 1
 fi
 
@@ -75,20 +85,20 @@ fi
 # --- measurement -----------------------------------------------------------------------------
 now() { if [[ -n ${EPOCHREALTIME:-} ]]; then echo "$EPOCHREALTIME"; else date +%s.%N; fi; }
 
-# measure KEY RUNS STDOUT CMD...
-# Runs CMD RUNS times under GNU time with stdout to STDOUT and stderr to $work/KEY.stderr.
-# Sets best_s[KEY] (best wall-clock seconds, measured around the run with microsecond
-# resolution because GNU time's %e has only 10 ms), peak_kib[KEY] (largest %M over the
-# runs) and status[KEY] ("ok" or "failed (exit N)").
-declare -A best_s peak_kib status
+# measure KEY STDOUT CMD...
+# Runs CMD $runs times under GNU time with stdout to STDOUT and stderr to $work/KEY.stderr.
+# Wall-clock time is taken around each run with microsecond resolution (GNU time's %e has only
+# 10 ms). Sets times_s[KEY] (the run times, space-separated), median_s[KEY], min_s[KEY],
+# max_s[KEY], peak_kib[KEY] (largest %M over the runs) and status[KEY] ("ok" or "failed (exit N)").
+declare -A times_s median_s min_s max_s peak_kib status
 measure() {
-    local key=$1 n=$2 stdout=$3; shift 3
+    local key=$1 stdout=$2; shift 2
     local tf=$work/$key.time err=$work/$key.stderr i t0 t1 rc e rss s
-    best_s[$key]=
+    times_s[$key]=
     peak_kib[$key]=0
     status[$key]=ok
     : > "$err"
-    for ((i = 1; i <= n; i++)); do
+    for ((i = 1; i <= runs; i++)); do
         t0=$(now)
         rc=0
         "$gnu_time" -f '%e %M' -o "$tf" "$@" > "$stdout" 2>> "$err" || rc=$?
@@ -102,11 +112,14 @@ measure() {
         read -r e rss < <(tail -n 1 "$tf")
         s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
         printf '   run %d: %s s (GNU time %s s), peak RSS %.1f MiB\n' "$i" "$s" "$e" "$(awk -v k="$rss" 'BEGIN { print k / 1024 }')"
-        if [[ -z ${best_s[$key]} ]] || awk -v a="$s" -v b="${best_s[$key]}" 'BEGIN { exit !(a < b) }'; then
-            best_s[$key]=$s
-        fi
+        times_s[$key]+="$s "
         if ((rss > peak_kib[$key])); then peak_kib[$key]=$rss; fi
     done
+    read -r median_s[$key] min_s[$key] max_s[$key] < <(printf '%s\n' ${times_s[$key]} | sort -g | awk '
+        { v[NR] = $1 }
+        END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+              printf "%.3f %.3f %.3f\n", m, v[1], v[NR] }')
+    echo "   median ${median_s[$key]} s (${min_s[$key]} to ${max_s[$key]} s)"
 }
 
 keys=(loop none json tshark)
@@ -127,71 +140,73 @@ cmdline[json]="${json_cmd[*]} > /dev/null"
 cmdline[tshark]="${tshark_cmd[*]} > /dev/null"
 
 echo "== ${label[loop]} (runs: $runs)"
-measure loop "$runs" "$work/pcap_loop.out" "${loop_cmd[@]}"
+measure loop "$work/pcap_loop.out" "${loop_cmd[@]}"
 echo "== ${label[none]} (runs: $runs)"
-measure none "$runs" /dev/null "${none_cmd[@]}"
+measure none /dev/null "${none_cmd[@]}"
 echo "== ${label[json]} (runs: $runs)"
-measure json "$runs" /dev/null "${json_cmd[@]}"
-if [[ $have_tshark -eq 1 && $tshark_runs -gt 0 ]]; then
-    echo "== ${label[tshark]} (runs: $tshark_runs)"
-    measure tshark "$tshark_runs" /dev/null "${tshark_cmd[@]}"
-elif [[ $have_tshark -eq 0 ]]; then
-    status[tshark]="skipped (not installed)"
-else
-    status[tshark]="skipped (BENCH_TSHARK_RUNS=0)"
-fi
+measure json /dev/null "${json_cmd[@]}"
+echo "== ${label[tshark]} (runs: $runs)"
+measure tshark /dev/null "${tshark_cmd[@]}"
 
 # --- report ----------------------------------------------------------------------------------
 size=$(stat -c %s "$capture")
 packets=$(awk '/^packets/ { print $2 }' "$work/pcap_loop.out" 2>/dev/null || true)
 sessions=$(tcpdump -n -r "$capture" "tcp[tcpflags] & (tcp-syn|tcp-ack) == tcp-syn" 2>/dev/null | wc -l || true)
+revision=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
+[[ -n $(git -C "$root" status --porcelain --untracked-files=no 2>/dev/null) ]] && revision+=" (with uncommitted changes)"
+libpcap=$(pkg-config --modversion libpcap 2>/dev/null || echo unknown)
+tshark_version=$(tshark --version 2>/dev/null | head -1 | awk '{ print $3 }')
+swift_version=$(swift --version 2>/dev/null | grep -oE 'Swift version [0-9.]+' | head -1 || true)
 
 ok() { [[ ${status[$1]} == ok ]]; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 
 report=$work/results.txt
 {
-    echo "smtptape benchmark, $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
-    echo "host: $(uname -srm), $(nproc) CPUs, $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null)"
-    echo "capture: $capture"
+    echo "smtptape benchmark run of $(date -u '+%Y-%m-%d %H:%M UTC'), smtptape $revision"
+    echo "host: $(uname -sr), $(nproc) CPUs ($(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null)); ${swift_version:-Swift ?} release build, libpcap $libpcap, TShark ${tshark_version:-?}"
     awk -v s="$size" -v p="${packets:-?}" -v n="${sessions:-?}" \
-        'BEGIN { printf "  %.1f MB (%d bytes), %s packets, %s TCP sessions (client SYNs)\n", s / 1e6, s, p, n }'
-    echo "runs: best of $runs wall-clock (tshark: $tshark_runs); peak RSS is the largest over the runs"
+        'BEGIN { printf "capture: %.1f MB (%d bytes), %s packets, %s TCP sessions (client SYNs), read from the page cache\n", s / 1e6, s, p, n }'
+    echo "runs: $runs of each command (tshark too); times are medians of the wall-clock times, with the fastest and slowest run; peak RSS is the largest over the runs; ratios compare medians"
     echo
-    printf '%-28s %9s %12s %12s %12s\n' "command" "best s" "peak RSS MiB" "x pcap loop" "tshark/this"
-    printf '%-28s %9s %12s %12s %12s\n' "----------------------------" "---------" "------------" "------------" "------------"
+    echo "| command | median s | fastest to slowest s | peak RSS MiB | x pcap loop | tshark/this |"
+    echo "|---|---:|---:|---:|---:|---:|"
     for k in "${keys[@]}"; do
         if ok "$k"; then
             x_loop=n/a; x_tshark=n/a
-            ok loop && x_loop=$(ratio "${best_s[$k]}" "${best_s[loop]}")
-            ok tshark && x_tshark=$(ratio "${best_s[tshark]}" "${best_s[$k]}")
-            printf '%-28s %9.3f %12.1f %12s %12s\n' "${label[$k]}" "${best_s[$k]}" \
-                "$(awk -v k="${peak_kib[$k]}" 'BEGIN { print k / 1024 }')" "$x_loop" "$x_tshark"
+            ok loop && x_loop=$(ratio "${median_s[$k]}" "${median_s[loop]}")
+            ok tshark && x_tshark=$(ratio "${median_s[tshark]}" "${median_s[$k]}")
+            echo "| ${label[$k]} | ${median_s[$k]} | ${min_s[$k]} to ${max_s[$k]} | $(mib "${peak_kib[$k]}") | $x_loop | $x_tshark |"
         else
-            printf '%-28s %s\n' "${label[$k]}" "${status[$k]}"
+            echo "| ${label[$k]} | ${status[$k]} | | | | |"
         fi
     done
     echo
-    echo "commands:"
-    for k in "${keys[@]}"; do echo "  ${label[$k]}: ${cmdline[$k]}"; done
-    echo
-    echo "targets (bench/README.md):"
+    echo "targets (bench/README.md), on the medians:"
     target() { # description value op limit unit
-        local verdict=MISSED
+        local verdict=missed
         awk -v v="$2" -v l="$4" -v op="$3" 'BEGIN { exit !((op == ">=" && v >= l) || (op == "<=" && v <= l) || (op == "<" && v < l)) }' && verdict=met
-        printf '  %-52s %8s %s (want %s %s) %s\n' "$1" "$2" "$5" "$3" "$4" "$verdict"
+        echo "- $1: $2 $5, want $3 $4 $5: $verdict"
         [[ $verdict == met ]]
     }
     missed=0
-    if ok none && ok tshark; then target "--data none vs tshark (tshark/this)" "$(ratio "${best_s[tshark]}" "${best_s[none]}")" ">=" 50 x || missed=1; fi
-    if ok none && ok loop; then target "--data none vs pcap loop (this/loop)" "$(ratio "${best_s[none]}" "${best_s[loop]}")" "<=" 3 x || missed=1; fi
-    if ok json && ok tshark; then target "--format json vs tshark (tshark/this)" "$(ratio "${best_s[tshark]}" "${best_s[json]}")" ">=" 20 x || missed=1; fi
+    if ok none && ok tshark; then target "\`--data none\` vs tshark (tshark/this)" "$(ratio "${median_s[tshark]}" "${median_s[none]}")" ">=" 50 x || missed=1
+    else echo "- \`--data none\` vs tshark: not evaluated (a command failed)"; missed=1; fi
+    if ok none && ok loop; then target "\`--data none\` vs pcap loop (this/loop)" "$(ratio "${median_s[none]}" "${median_s[loop]}")" "<=" 3 x || missed=1
+    else echo "- \`--data none\` vs pcap loop: not evaluated (a command failed)"; missed=1; fi
+    if ok json && ok tshark; then target "\`--format json\` vs tshark (tshark/this)" "$(ratio "${median_s[tshark]}" "${median_s[json]}")" ">=" 20 x || missed=1
+    else echo "- \`--format json\` vs tshark: not evaluated (a command failed)"; missed=1; fi
     for k in none json; do
-        if ok "$k"; then target "${label[$k]} peak RSS" "$(awk -v k="${peak_kib[$k]}" 'BEGIN { printf "%.1f", k / 1024 }')" "<" 100 MiB || missed=1; fi
+        if ok "$k"; then target "${label[$k]} peak RSS" "$(mib "${peak_kib[$k]}")" "<" 100 MiB || missed=1
+        else echo "- ${label[$k]} peak RSS: not evaluated (the command failed)"; missed=1; fi
     done
-    for k in "${keys[@]}"; do
-        if ! ok "$k"; then echo "  ${label[$k]}: ${status[$k]}; its targets are not evaluated"; fi
-    done
+    echo
+    echo "run times (s):"
+    for k in "${keys[@]}"; do echo "- ${label[$k]}: $(echo ${times_s[$k]:-none})"; done
+    echo
+    echo "commands:"
+    for k in "${keys[@]}"; do echo "- ${label[$k]}: \`${cmdline[$k]//$root\//}\`"; done
 } > "$report.tmp"   # a { } group runs in this shell, so $missed survives
 mv "$report.tmp" "$report"
 
@@ -200,9 +215,11 @@ cat "$report"
 echo
 echo "(written to $report)"
 
-for k in loop none json; do
+for k in "${keys[@]}"; do
     ok "$k" || exit 1
 done
-[[ ${status[tshark]} == failed* ]] && exit 1
+if [[ $publish -eq 1 ]]; then
+    "$here/publish.py" "$report"
+fi
 [[ $check -eq 1 && $missed -ne 0 ]] && exit 3
 exit 0

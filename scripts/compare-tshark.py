@@ -2,7 +2,13 @@
 """Compare smtptape's reassembled TCP byte streams with tshark's "Follow TCP stream".
 
 Usage:
-    scripts/compare-tshark.py FOLDER [--smtptape PATH] [--verbose] [--jobs N]
+    scripts/compare-tshark.py FOLDER [--smtptape PATH] [--verbose | --quiet] [--jobs N]
+                              [--decode-as-smtp PORTS] [--tsv PATH]
+                              [--expected TSV | --write-expected TSV]
+
+Needs tshark and a built smtptape: `swift build -c release --product smtptape` in the
+repository (or pass --smtptape PATH, or set SMTPTAPE); the script stops with that
+instruction when there is no binary.
 
 For every capture under FOLDER (recursively: *.pcap, *.pcapng, *.cap) this runs
 
@@ -12,13 +18,17 @@ and concatenates, per session and per direction, the base64 `raw` fields of its
 JSON Lines events (up to a `tls_start` whose state is `encrypted`), with `gap` events as holes. It then asks
 tshark for the same connections (`tshark -q -z follow,tcp,raw,N`, all streams
 of a file in one process) and compares the two byte streams of each direction.
-The default binary is .build/release/smtptape, else .build/debug/smtptape,
-relative to the repository root.
+The default binary is $SMTPTAPE, else .build/release/smtptape, else
+.build/debug/smtptape, relative to the repository root.
 
 Connections are matched by their (client ADDR:PORT, server ADDR:PORT) pair; a
 pair reused several times in one capture is matched in order of appearance.
-TCP connections tshark sees but smtptape does not report are counted as
-"not SMTP (skipped)" and only listed with --verbose.
+A TCP connection tshark sees but smtptape does not report is "missed" when
+tshark's own SMTP dissector decodes any of its frames (on its ports 25 and 587,
+and on the --decode-as-smtp ports, by default 2525, 8000, 8240 and 1080, the
+non-standard ones in ../shared/captures, as `-d tcp.port==N,smtp`); missed rows
+are always listed. The other connections are "not SMTP (skipped)", listed only
+with --verbose.
 
 Output, one row per connection smtptape reports (FILE is relative to FOLDER):
 
@@ -27,6 +37,7 @@ Output, one row per connection smtptape reports (FILE is relative to FOLDER):
     FILE  client -> server  identical up to gap (N/M bytes): <which gap>
     FILE  client -> server  differs at client byte N (tshark has X bytes, smtptape Y)[: why]
     FILE  client -> server  not comparable: <why>
+    FILE  A <-> B           missed: tshark decodes K frames as SMTP ...
 
   - "identical up to TLS": smtptape stopped at STARTTLS (or the connection is
     implicit TLS); the N client / M server plaintext bytes before it match the
@@ -47,8 +58,23 @@ Output, one row per connection smtptape reports (FILE is relative to FOLDER):
     included (for TLS sessions Y is smtptape's plaintext part).
   - --verbose also shows the bytes around each difference.
 
-A tally line ends the report. The exit status is 0 whatever the comparison
-finds; it is non-zero only when the script cannot run (no tshark, no binary).
+A tally line ends the report.
+
+Expected table (Tests/Corpus/expected-tshark.tsv, used by scripts/check-corpus.sh):
+  --tsv PATH             writes this run's rows as a table: capture, connection,
+                         category, client_bytes, server_bytes (bytes found equal,
+                         for the three identical categories; - otherwise), note.
+  --expected TSV         compares this run with the table and prints every row whose
+                         category or byte counts changed, every row new or gone, and
+                         every missed connection; exit 1 if there is any. A missed
+                         connection is accepted only where the table marks it
+                         "ignored" and gives the reason in its note (by hand).
+  --write-expected TSV   regenerates the table from this run (deliberately, never in
+                         CI), keeping the "ignored" rows and their reasons; exit 1 if
+                         it had to write rows as "missed" (review them).
+Without --expected or --write-expected the exit status is 0 whatever the
+comparison finds; it is non-zero only when the script cannot run (no tshark,
+no binary).
 """
 
 import argparse
@@ -72,6 +98,13 @@ DIRECTIONS = ("client", "server")
 # shows that bytes were sent but the capture does not hold them.
 MISSING_RECORD = re.compile(rb"\[(\d+) bytes missing in capture file\]\x00?")
 HEX_LINE = re.compile(r"[0-9a-fA-F]+")
+REPOSITORY = Path(__file__).resolve().parent.parent
+BUILD_HINT = (f"run `swift build -c release --product smtptape` in {REPOSITORY} "
+              f"(or pass --smtptape PATH, or set SMTPTAPE)")
+# Ports where ../shared/captures (INVENTORY.md) has SMTP that tshark does not decode by
+# itself: 2525 (a submission port), 8000 (a lone segment), 8240 (HTTP CONNECT tunnel) and
+# 1080 (SOCKS5). tshark already decodes 25 and 587.
+DEFAULT_SMTP_PORTS = "2525,8000,8240,1080"
 STREAMS_PER_TSHARK = 1024  # follow taps per tshark run (keeps command lines short)
 TIMEOUT_SECONDS = 600
 
@@ -114,6 +147,10 @@ def stream_length(pieces):
 
 def has_gap(pieces):
     return any(isinstance(p, int) for p in pieces)
+
+
+def plural(count, noun):
+    return f"{count} {noun}" + ("" if count == 1 else "s")
 
 
 def first_mismatch(a, b):
@@ -160,6 +197,7 @@ class TsharkStream:
     index: int
     nodes: list = field(default_factory=lambda: [None, None])     # endpoints of Node 0 / Node 1
     pieces: list = field(default_factory=lambda: [[], []])        # per node: data and gaps
+    smtp_frames: int = 0                                          # frames tshark decodes as SMTP
 
 
 def parse_follow_output(text):
@@ -191,39 +229,53 @@ def parse_follow_output(text):
     return streams
 
 
-def tshark_follow(path, indices):
-    """One tshark run: print every packet's tcp.stream, then follow the given streams.
+def tshark_follow(path, indices, smtp_ports=()):
+    """One tshark run: print every packet's tcp.stream and protocol stack, then follow the
+    given streams. SMTP_PORTS are decoded as SMTP (`-d tcp.port==N,smtp`) besides tshark's own.
 
-    Returns (exit code or None, tcp.stream indices seen, {index: TsharkStream}, stderr).
+    Returns (exit code or None, {tcp.stream index: frames tshark decodes as SMTP},
+    {index: TsharkStream}, stderr). Every stream seen is a key of the first dict, with 0 when
+    none of its frames is SMTP.
     """
-    cmd = ["tshark", "-n", "-r", str(path), "-T", "fields", "-e", "tcp.stream"]
+    cmd = ["tshark", "-n", "-r", str(path)]
+    for port in smtp_ports:
+        cmd += ["-d", f"tcp.port=={port},smtp"]
+    cmd += ["-T", "fields", "-e", "tcp.stream", "-e", "frame.protocols"]
     for index in indices:
         cmd += ["-z", f"follow,tcp,raw,{index}"]
     rc, out, err = run(cmd)
     text = out.decode("ascii", "replace")
     fields, sep, follow = text.partition("\n=====")  # tap output comes after all packets
-    seen = {int(v) for v in fields.split() if v.isdigit()}
+    seen = {}
+    for line in fields.splitlines():
+        stream, _, protocols = line.partition("\t")
+        if stream.isdigit():
+            smtp = "smtp" in protocols.strip().split(":")
+            seen[int(stream)] = seen.get(int(stream), 0) + smtp
     return rc, seen, parse_follow_output(sep + follow), err
 
 
-def tshark_streams(path):
-    """Follow every TCP stream of a capture. Returns (streams, error, warning).
+def tshark_streams(path, smtp_ports=()):
+    """Follow every TCP stream of a capture. Returns (streams, error, warning); each stream's
+    `smtp_frames` counts the frames tshark decodes as SMTP.
 
     Following streams that do not exist costs next to nothing, so the first run
     guesses indices 0..STREAMS_PER_TSHARK-1 and also lists the streams there
     are; only captures with more streams need further runs.
     """
-    rc, seen, streams, err = tshark_follow(path, range(STREAMS_PER_TSHARK))
+    rc, seen, streams, err = tshark_follow(path, range(STREAMS_PER_TSHARK), smtp_ports)
     if rc is None or (rc != 0 and not seen):
         return None, f"tshark failed: {first_line(err) or f'exit {rc}'}", None
     warning = f"tshark exited {rc}: {first_line(err)}" if rc != 0 else None
     rest = sorted(i for i in seen if i not in streams)
     for start in range(0, len(rest), STREAMS_PER_TSHARK):
-        rc, _, more, err = tshark_follow(path, rest[start:start + STREAMS_PER_TSHARK])
+        rc, _, more, err = tshark_follow(path, rest[start:start + STREAMS_PER_TSHARK], smtp_ports)
         if rc is None or (rc != 0 and not more):
             return None, f"tshark failed: {first_line(err) or f'exit {rc}'}", None
         streams.update(more)
     streams = [s for i, s in sorted(streams.items()) if i in seen and None not in s.nodes]
+    for stream in streams:
+        stream.smtp_frames = seen[stream.index]
     return streams, None, warning
 
 
@@ -395,10 +447,11 @@ def preamble_hint(mine, theirs, offset):
 
 
 def compare_session(session, stream, verbose):
-    """Verdict text and tally category for one matched connection."""
+    """Verdict text, tally category and (client, server) bytes found equal for one matched
+    connection (the bytes are None for rows that are not identical)."""
     by_node = {stream.nodes[0]: stream.pieces[0], stream.nodes[1]: stream.pieces[1]}
     if session.client not in by_node or session.server not in by_node:
-        return "not comparable: tshark's endpoints do not match", "not comparable"
+        return "not comparable: tshark's endpoints do not match", "not comparable", None
     theirs = {"client": by_node[session.client], "server": by_node[session.server]}
     mine = session.pieces
     results = {d: compare_direction(mine[d], theirs[d], session.tls) for d in DIRECTIONS}
@@ -433,33 +486,52 @@ def compare_session(session, stream, verbose):
                 text += (f" [tshark {context(theirs[d], r.their_offset)}"
                          f" smtptape {context(mine[d], r.offset)}]")
             parts.append(text)
-        return "; also ".join(parts), "differs"
+        return "; also ".join(parts), "differs", None
 
-    counts = f"{results['client'].compared}/{results['server'].compared} bytes"
+    equal = (results["client"].compared, results["server"].compared)
+    counts = f"{equal[0]}/{equal[1]} bytes"
     notes = [note for d in DIRECTIONS for note in summarize_notes(d, results[d].notes)]
     suffix = f": {'; '.join(notes)}" if notes else ""
     if any(r.kind == "gap" for r in results.values()):
         if results["client"].compared + results["server"].compared == 0:
-            return f"not comparable: smtptape reported gaps before any byte{suffix}", "not comparable"
-        return f"identical up to gap ({counts}){suffix}", "identical up to gap"
+            return (f"not comparable: smtptape reported gaps before any byte{suffix}",
+                    "not comparable", None)
+        return f"identical up to gap ({counts}){suffix}", "identical up to gap", equal
     if session.tls:
-        return f"identical up to TLS ({counts}){suffix}", "identical up to TLS"
+        return f"identical up to TLS ({counts}){suffix}", "identical up to TLS", equal
     return (f"identical ({results['client'].compared} client bytes, "
-            f"{results['server'].compared} server bytes){suffix}", "identical")
+            f"{results['server'].compared} server bytes){suffix}", "identical", equal)
 
 
 # --------------------------------------------------------------------------- per file
 
-def check_file(path, name, binary, verbose):
-    """Compare one capture. Returns (report lines, {category: count})."""
-    lines, tally = [], {}
+@dataclass
+class Row:
+    """One connection's verdict: a line of the report and a row of the TSV table."""
+    capture: str              # path relative to FOLDER
+    connection: str           # "client -> server", or "A <-> B" where smtptape gave no direction
+    category: str
+    counts: tuple = None      # (client, server) bytes found equal, for the identical categories
+    detail: str = ""          # the verdict as printed
 
-    def row(left, verdict, category):
-        lines.append(f"{name}  {left}  {verdict}")
+    def line(self):
+        return f"{self.capture}  {self.connection}  {self.detail}"
+
+
+def check_file(path, name, binary, verbose, smtp_ports=()):
+    """Compare one capture. Returns (report lines, {category: count}, [Row])."""
+    lines, tally, rows = [], {}, []
+
+    def row(left, verdict, category, counts=None):
+        rows.append(Row(name, left, category, counts, verdict))
+        lines.append(rows[-1].line())
         tally[category] = tally.get(category, 0) + 1
 
+    def either_way(stream):
+        return f"{format_endpoint(stream.nodes[0])} <-> {format_endpoint(stream.nodes[1])}"
+
     sessions, smtptape_error = smtptape_sessions(binary, path)
-    streams, tshark_error, warning = tshark_streams(path)
+    streams, tshark_error, warning = tshark_streams(path, smtp_ports)
     # tshark quotes the file's full path; the row already names it.
     tshark_error, warning = ((m.replace(f' "{path}"', "") if m else m)
                              for m in (tshark_error, warning))
@@ -471,11 +543,14 @@ def check_file(path, name, binary, verbose):
     if smtptape_error:
         # We do not know which connections smtptape would report: one row per TCP stream.
         for stream in streams or []:
-            row(f"{format_endpoint(stream.nodes[0])} <-> {format_endpoint(stream.nodes[1])}",
-                f"not comparable: {smtptape_error}", "not comparable")
+            if stream.smtp_frames:
+                row(either_way(stream), f"missed: tshark decodes {plural(stream.smtp_frames, 'frame')} as SMTP "
+                    f"(tcp.stream {stream.index}); {smtptape_error}", "missed")
+            else:
+                row(either_way(stream), f"not comparable: {smtptape_error}", "not comparable")
         if not streams:
             row("-", f"not comparable: {smtptape_error}", "not comparable")
-        return lines, tally
+        return lines, tally, rows
 
     # Streams by endpoint pair (either order), in order of appearance.
     by_pair = {}
@@ -505,17 +580,140 @@ def check_file(path, name, binary, verbose):
                     "not comparable")
             continue
         used_pairs.add(pair)
-        verdict, category = compare_session(session, candidates.pop(0), verbose)
-        row(left, verdict, category)
+        verdict, category, counts = compare_session(session, candidates.pop(0), verbose)
+        row(left, verdict, category, counts)
 
-    for leftover in by_pair.values():
-        for stream in leftover:
-            tally["not SMTP (skipped)"] = tally.get("not SMTP (skipped)", 0) + 1
-            if verbose:
-                lines.append(f"{name}  {format_endpoint(stream.nodes[0])} <-> "
-                             f"{format_endpoint(stream.nodes[1])}  not SMTP (skipped, "
-                             f"tcp.stream {stream.index})")
-    return lines, tally
+    # Streams no session was matched with: missed when tshark's SMTP dissector decodes any of
+    # their frames, else not SMTP.
+    for stream in sorted((s for left in by_pair.values() for s in left), key=lambda s: s.index):
+        if stream.smtp_frames:
+            row(either_way(stream), f"missed: tshark decodes {plural(stream.smtp_frames, 'frame')} as SMTP "
+                f"(tcp.stream {stream.index}); smtptape reports no session", "missed")
+            continue
+        tally["not SMTP (skipped)"] = tally.get("not SMTP (skipped)", 0) + 1
+        if verbose:
+            lines.append(f"{name}  {either_way(stream)}  not SMTP (skipped, tcp.stream {stream.index})")
+    return lines, tally, rows
+
+
+# --------------------------------------------------------------------------- expected table
+
+TSV_COLUMNS = ("capture", "connection", "category", "client_bytes", "server_bytes", "note")
+IDENTICAL = ("identical", "identical up to TLS", "identical up to gap")
+
+
+def tshark_version():
+    rc, out, _ = run(["tshark", "--version"])
+    return first_line(out.decode("utf-8", "replace")) if rc == 0 else "tshark (version unknown)"
+
+
+def row_key_list(rows):
+    """[(capture, connection, n)] where n counts earlier rows with the same capture and
+    connection (a pair of endpoints reused in one capture gives several rows)."""
+    seen, keys = {}, []
+    for r in rows:
+        n = seen[(r.capture, r.connection)] = seen.get((r.capture, r.connection), 0) + 1
+        keys.append((r.capture, r.connection, n))
+    return keys
+
+
+def row_note(r):
+    """The TSV note: the verdict without what the other columns already say."""
+    text = r.detail
+    if r.counts is not None:
+        rest = text.partition(")")[2]    # after "identical (... bytes)"
+        text = rest[2:] if rest.startswith(": ") else ""
+    elif text.startswith(f"{r.category}: "):
+        text = text[len(r.category) + 2:]
+    return text.replace("\t", " ").replace("\n", " ")
+
+
+def write_tsv(path, rows, header_lines):
+    with open(path, "w", encoding="utf-8") as out:
+        for line in header_lines:
+            out.write(f"# {line}\n")
+        out.write("\t".join(TSV_COLUMNS) + "\n")
+        for r in rows:
+            counts = r.counts if r.counts is not None else ("-", "-")
+            out.write("\t".join((r.capture, r.connection, r.category, str(counts[0]),
+                                 str(counts[1]), row_note(r))) + "\n")
+
+
+def read_tsv(path):
+    """Rows of a table written by write_tsv (or edited by hand). Raises ValueError."""
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            line = line.rstrip("\n")
+            if not line or line.startswith("#") or line.startswith("capture\t"):
+                continue
+            cells = line.split("\t")
+            if len(cells) != len(TSV_COLUMNS):
+                raise ValueError(f"{path}:{number}: {len(cells)} columns, want {len(TSV_COLUMNS)}")
+            capture, connection, category, client, server, note = cells
+            counts = None
+            if client != "-" or server != "-":
+                try:
+                    counts = (int(client), int(server))
+                except ValueError:
+                    raise ValueError(f"{path}:{number}: byte counts must be integers or -")
+            rows.append(Row(capture, connection, category, counts, note))
+    return rows
+
+
+def describe(r, note=False):
+    """'category (N/M bytes)', with the row's note after a colon when NOTE and there is one."""
+    counts = f" ({r.counts[0]}/{r.counts[1]} bytes)" if r.counts is not None else ""
+    text = row_note(r) if note else ""
+    return f"{r.category}{counts}" + (f": {text}" if text else "")
+
+
+def compare_with_expected(actual, expected):
+    """Differences between this run's rows and the expected table, as report lines.
+
+    A row agrees when its category and byte counts are the same. A connection tshark decodes
+    as SMTP and smtptape does not report ("missed") agrees only with an expected row marked
+    "ignored" that gives the reason; an expected row marked "missed" never agrees.
+    Returns (problems, ignored rows that agreed).
+    """
+    want = dict(zip(row_key_list(expected), expected))
+    got = dict(zip(row_key_list(actual), actual))
+    problems, ignored = [], []
+    for key, r in got.items():
+        where = f"{key[0]}  {key[1]}" + (f" (#{key[2]})" if key[2] > 1 else "")
+        e = want.get(key)
+        if e is None:
+            problems.append(f"NEW      {where}: {describe(r, note=True)}")
+        elif r.category == "missed" and e.category == "ignored":
+            if e.detail.strip():
+                ignored.append(f"{where}: {e.detail.strip()}")
+            else:
+                problems.append(f"MISSED   {where}: the table says ignored but gives no reason")
+        elif r.category == "missed":
+            problems.append(f"MISSED   {where}: {r.detail}")
+        elif e.category == "missed":
+            problems.append(f"CHANGED  {where}: the table says missed (unreviewed), now {describe(r)}")
+        elif (r.category, r.counts) != (e.category, e.counts):
+            problems.append(f"CHANGED  {where}: expected {describe(e)}, now {describe(r, note=True)}")
+    for key, e in want.items():
+        if key not in got:
+            where = f"{key[0]}  {key[1]}" + (f" (#{key[2]})" if key[2] > 1 else "")
+            problems.append(f"GONE     {where}: expected {describe(e)}, no such row now")
+    return problems, ignored
+
+
+def merge_for_writing(actual, previous):
+    """The rows to write as the new expected table: this run's, except that a missed
+    connection the previous table marked ignored (with a reason) stays ignored."""
+    old = dict(zip(row_key_list(previous), previous))
+    rows = []
+    for key, r in zip(row_key_list(actual), actual):
+        e = old.get(key)
+        if r.category == "missed" and e is not None and e.category == "ignored" and e.detail.strip():
+            r = Row(r.capture, r.connection, "ignored", None, e.detail.strip())
+            r.detail = f"ignored: {e.detail.strip()}"
+        rows.append(r)
+    return rows
 
 
 def find_captures(folder):
@@ -529,9 +727,11 @@ def find_captures(folder):
 
 
 def default_binary():
-    root = Path(__file__).resolve().parent.parent
+    """$SMTPTAPE, else the repository's release build, else its debug build, else None."""
+    if os.environ.get("SMTPTAPE"):
+        return os.environ["SMTPTAPE"]
     for flavour in ("release", "debug"):
-        candidate = root / ".build" / flavour / "smtptape"
+        candidate = REPOSITORY / ".build" / flavour / "smtptape"
         if candidate.exists():
             return str(candidate)
     return None
@@ -539,41 +739,122 @@ def default_binary():
 
 def main():
     parser = argparse.ArgumentParser(
-        description="Compare smtptape's reassembled TCP streams with tshark's Follow TCP stream.")
+        description="Compare smtptape's reassembled TCP streams with tshark's Follow TCP stream.",
+        epilog=f"Build smtptape first: {BUILD_HINT}")
     parser.add_argument("folder", help="folder searched recursively for *.pcap, *.pcapng, *.cap")
-    parser.add_argument("--smtptape", help="smtptape binary (default: .build/release/smtptape, "
-                                           "else .build/debug/smtptape, in the repository)")
+    parser.add_argument("--smtptape", help="smtptape binary (default: $SMTPTAPE, else "
+                                           ".build/release/smtptape, else .build/debug/smtptape, "
+                                           "in the repository)")
     parser.add_argument("--verbose", "-v", action="store_true",
                         help="also list non-SMTP connections and show bytes around differences")
+    parser.add_argument("--quiet", "-q", action="store_true",
+                        help="no row per connection: only notes, differences from --expected "
+                             "and the tally")
     parser.add_argument("--jobs", "-j", type=int, default=min(8, os.cpu_count() or 1),
                         help="captures processed in parallel (default: %(default)s)")
+    parser.add_argument("--decode-as-smtp", default=DEFAULT_SMTP_PORTS, metavar="PORTS",
+                        help="TCP ports tshark decodes as SMTP besides its own 25 and 587, "
+                             "comma-separated, for telling missed connections (default: "
+                             "%(default)s, the non-standard ports of ../shared/captures; "
+                             "'' for none)")
+    table = parser.add_mutually_exclusive_group()
+    table.add_argument("--expected", metavar="TSV",
+                       help="compare the rows with this table; exit 1 on any difference")
+    table.add_argument("--write-expected", metavar="TSV",
+                       help="write this run's rows as the expected table (deliberate updates "
+                            "only: review the diff); connections the old table marks ignored stay "
+                            "ignored")
+    parser.add_argument("--tsv", metavar="PATH", help="also write this run's rows as a table")
     args = parser.parse_args()
 
     binary = args.smtptape or default_binary()
-    if not binary or not (os.path.isfile(binary) or shutil.which(binary)):
-        sys.exit(f"compare-tshark: smtptape binary not found ({binary or 'build it first'})")
+    if not binary:
+        sys.exit(f"compare-tshark: smtptape is not built; {BUILD_HINT}")
+    if not (os.path.isfile(binary) or shutil.which(binary)):
+        sys.exit(f"compare-tshark: smtptape binary {binary} not found; {BUILD_HINT}")
     if not shutil.which("tshark"):
-        sys.exit("compare-tshark: tshark not found")
+        sys.exit("compare-tshark: tshark not found (Debian/Ubuntu: apt-get install tshark)")
     folder = Path(args.folder)
     if not folder.is_dir():
         sys.exit(f"compare-tshark: {folder} is not a folder")
+    try:
+        smtp_ports = [int(p) for p in args.decode_as_smtp.split(",") if p.strip()]
+    except ValueError:
+        sys.exit("compare-tshark: --decode-as-smtp takes port numbers separated by commas")
+    expected = None
+    if args.expected:
+        try:
+            expected = read_tsv(args.expected)
+        except FileNotFoundError:
+            sys.exit(f"compare-tshark: {args.expected} does not exist; write it with "
+                     f"--write-expected {args.expected} and review it")
+        except ValueError as problem:
+            sys.exit(f"compare-tshark: {problem}")
 
     captures = find_captures(folder)
-    totals = {}
+    totals, rows = {}, []
     with concurrent.futures.ThreadPoolExecutor(max(1, args.jobs)) as pool:
-        jobs = [pool.submit(check_file, path, str(path.relative_to(folder)), binary, args.verbose)
+        jobs = [pool.submit(check_file, path, path.relative_to(folder).as_posix(), binary,
+                            args.verbose, smtp_ports)
                 for path in captures]
         for job in jobs:  # print in file order
-            lines, tally = job.result()
+            lines, tally, file_rows = job.result()
+            rows += file_rows
             for line in lines:
-                print(line, flush=True)
+                if not args.quiet or "  (note: " in line:
+                    print(line, flush=True)
             for category, count in tally.items():
                 totals[category] = totals.get(category, 0) + count
 
     order = ["identical", "identical up to TLS", "identical up to gap", "differs",
-             "not comparable", "not SMTP (skipped)"]
+             "not comparable", "missed", "not SMTP (skipped)"]
     print(f"tally ({len(captures)} captures): "
           + ", ".join(f"{totals.get(c, 0)} {c}" for c in order))
+
+    header = [f"Expected results of scripts/compare-tshark.py over ../shared/captures "
+              f"({len(captures)} captures, {len(rows)} connections).",
+              f"Written with --write-expected using {tshark_version().rstrip('.')}; decode-as SMTP ports: "
+              f"{','.join(map(str, smtp_ports)) or 'none'}.",
+              "One row per connection, in capture order; rows agree when category and byte "
+              "counts agree (the note is not compared).",
+              "client_bytes/server_bytes: bytes found equal, for the identical categories; - "
+              "otherwise.",
+              "A connection tshark decodes as SMTP that smtptape does not report is 'missed' and "
+              "fails the check,",
+              "unless its row here says 'ignored' with the reason in the note (set by hand)."]
+    if args.tsv:
+        write_tsv(args.tsv, rows, header)
+    if args.write_expected:
+        try:
+            previous = read_tsv(args.write_expected)
+        except FileNotFoundError:
+            previous = []
+        except ValueError as problem:
+            sys.exit(f"compare-tshark: {problem} (fix or delete the old table)")
+        new_rows = merge_for_writing(rows, previous)
+        write_tsv(args.write_expected, new_rows, header)
+        print(f"wrote {len(new_rows)} rows to {args.write_expected}")
+        missed = [r for r in new_rows if r.category == "missed"]
+        for r in missed:
+            print(f"MISSED   {r.capture}  {r.connection}: {r.detail}")
+        if missed:
+            print(f"{len(missed)} missed connections were written as 'missed': fix smtptape, or "
+                  f"mark each 'ignored' in {args.write_expected} with the reason in its note")
+            return 1
+        return 0
+    if expected is not None:
+        problems, ignored = compare_with_expected(rows, expected)
+        for line in ignored:
+            print(f"ignored  {line}")
+        if problems:
+            print(f"DIFFERENCES from {args.expected} ({len(problems)}):")
+            for line in problems:
+                print(f"  {line}")
+            print(f"If a change is intended, rewrite the table with --write-expected "
+                  f"{args.expected} and commit it with the reason.")
+            return 1
+        print(f"all {len(rows)} connections as in {args.expected} "
+              f"({len(ignored)} ignored as listed there)")
     return 0
 
 

@@ -4,6 +4,11 @@
 Usage:
     scripts/scenario-roundtrip.py FOLDER [--smtptape PATH] [--quiet]
 
+The binary is --smtptape PATH, else $SMTPTAPE, else .build/release/smtptape, else
+.build/debug/smtptape in the repository; build it first with
+`swift build -c release --product smtptape` (the script stops with that instruction
+when there is none).
+
 For every capture under FOLDER (*.pcap, *.pcapng, *.cap, recursively) this runs
 `smtptape extract` into a temporary folder and then, for each scenario written:
 
@@ -23,16 +28,29 @@ canonical, or disagrees with its capture; 2 when smtptape cannot be run.
 """
 import os, re, subprocess, sys, tempfile
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUILD_HINT = (f"run `swift build -c release --product smtptape` in {ROOT} "
+              "(or pass --smtptape PATH, or set SMTPTAPE)")
+
 def find_tool(argv):
+    """--smtptape PATH, else $SMTPTAPE, else the repository's release build, else its debug build."""
     if "--smtptape" in argv:
-        return argv[argv.index("--smtptape") + 1]
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    for build in ("release", "debug"):
-        path = os.path.join(root, ".build", build, "smtptape")
-        if os.path.exists(path):
-            return path
-    print("scenario-roundtrip: smtptape is not built (swift build -c release)", file=sys.stderr)
-    sys.exit(2)
+        index = argv.index("--smtptape") + 1
+        if index >= len(argv):
+            sys.exit(__doc__)
+        path = argv[index]
+    elif os.environ.get("SMTPTAPE"):
+        path = os.environ["SMTPTAPE"]
+    else:
+        path = next((p for p in (os.path.join(ROOT, ".build", b, "smtptape") for b in ("release", "debug"))
+                     if os.path.exists(p)), None)
+        if path is None:
+            print(f"scenario-roundtrip: smtptape is not built; {BUILD_HINT}", file=sys.stderr)
+            sys.exit(2)
+    if not os.access(path, os.X_OK):
+        print(f"scenario-roundtrip: smtptape binary {path} not found; {BUILD_HINT}", file=sys.stderr)
+        sys.exit(2)
+    return path
 
 LINE = re.compile(r"^\s*\+[0-9.]+\s+([CSD]: .*?)(?:  \[[a-z_, ]+\])?$")
 HEADER = re.compile(r"^== session (\d+)")
@@ -80,6 +98,9 @@ def main():
     if len(sys.argv) < 2:
         sys.exit(__doc__)
     folder, tool = sys.argv[1], find_tool(sys.argv)
+    if not os.path.isdir(folder):
+        print(f"scenario-roundtrip: {folder} is not a folder", file=sys.stderr)
+        sys.exit(2)
     quiet = "--quiet" in sys.argv
     captures = sorted(os.path.join(d, f) for d, _, fs in os.walk(folder) for f in fs
                       if f.endswith((".pcap", ".pcapng", ".cap")))
