@@ -1,9 +1,37 @@
+import CSMTPScan
+
 /// Transparency for message data sent with DATA (RFC 5321 4.5.2).
 ///
 /// On the wire every line of the message that starts with `.` gets one more `.`, and the message
 /// ends with a line holding a single `.`: `C: ..hidden` carries the line `.hidden`. BDAT chunks
 /// (RFC 3030) are not dot-stuffed.
 public enum DotStuffing {
+    /// The offset of the next `.` that begins a line (follows an LF) at or after `from`, found
+    /// with the vectorised scan; `nil` when there is none.
+    @inline(__always)
+    public static func nextDotLine(_ base: UnsafeRawPointer, _ count: Int, from: Int) -> Int? {
+        guard from < count, let found = smtp_find_newline_dot(base + from, count - from) else { return nil }
+        return base.distance(to: found) + 1
+    }
+
+    /// Where the `.` line that ends a message is in `raw` (which begins at a line start): the
+    /// range of `.` and its line ending (LF or CRLF), or `nil` when no such line is complete.
+    public static func terminatorLine(in raw: UnsafeRawBufferPointer) -> Range<Int>? {
+        guard let base = raw.baseAddress, !raw.isEmpty else { return nil }
+        func terminator(at dot: Int) -> Range<Int>? {
+            if dot + 1 < raw.count, raw[dot + 1] == 0x0A { return dot..<(dot + 2) }
+            if dot + 2 < raw.count, raw[dot + 1] == 0x0D, raw[dot + 2] == 0x0A { return dot..<(dot + 3) }
+            return nil
+        }
+        if raw[0] == 0x2E, let found = terminator(at: 0) { return found }
+        var position = 0
+        while let dot = nextDotLine(base, raw.count, from: position) {
+            if let found = terminator(at: dot) { return found }
+            position = dot
+        }
+        return nil
+    }
+
     /// Removes the transparency dots from wire bytes and appends the message bytes to `output`.
     ///
     /// `atLineStart` says whether `wire` begins at the start of a line; the result says whether

@@ -659,8 +659,7 @@ public struct SMTPDialogue {
     /// The offset of the next line, at or after `from`, that starts with a dot.
     @inline(__always)
     static func nextDotLine(_ base: UnsafeRawPointer, _ count: Int, from: Int) -> Int? {
-        guard from < count, let found = smtp_find_newline_dot(base + from, count - from) else { return nil }
-        return base.distance(to: found) + 1
+        DotStuffing.nextDotLine(base, count, from: from)
     }
 
     /// Passes DATA bytes on; `stuffedDots` is how many transparency dots they hold (when known).
@@ -771,23 +770,7 @@ public struct SMTPDialogue {
 
     /// The first `.` line in bytes that began after a hole: at their very start, or after an LF.
     static func terminatorLine(in bytes: [UInt8]) -> Range<Int>? {
-        bytes.withUnsafeBytes { terminatorLine(in: $0) }
-    }
-
-    static func terminatorLine(in raw: UnsafeRawBufferPointer) -> Range<Int>? {
-        guard let base = raw.baseAddress, !raw.isEmpty else { return nil }
-        func terminator(at dot: Int) -> Range<Int>? {
-            if dot + 1 < raw.count, raw[dot + 1] == 0x0A { return dot..<(dot + 2) }
-            if dot + 2 < raw.count, raw[dot + 1] == 0x0D, raw[dot + 2] == 0x0A { return dot..<(dot + 3) }
-            return nil
-        }
-        if raw[0] == 0x2E, let found = terminator(at: 0) { return found }
-        var position = 0
-        while let dot = nextDotLine(base, raw.count, from: position) {
-            if let found = terminator(at: dot) { return found }
-            position = dot
-        }
-        return nil
+        bytes.withUnsafeBytes { DotStuffing.terminatorLine(in: $0) }
     }
 
     // MARK: Server
