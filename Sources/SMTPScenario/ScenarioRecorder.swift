@@ -358,6 +358,22 @@ public final class ScenarioRecorder: SessionObserver {
         onScenario?(info, scenario(builder, summary: summary, reason: reason, time: time))
     }
 
+    /// The first step that cannot follow the reply before it: anything but an AUTH response after
+    /// a `334`, anything but the message after DATA's `354`, a DATA message without that `354`.
+    static func firstUnpairedStep(_ steps: [Scenario.Step]) -> Int? {
+        for index in steps.indices {
+            let step = steps[index]
+            let previous = index > 0 ? steps[index - 1] : nil
+            let code = previous?.fault == nil ? previous?.reply?.code : nil
+            let messageDue = previous?.verb == .data && code == 354
+            let responseDue = code == 334 && (previous?.kind == .auth || previous?.kind == .unsolicited || previous?.verb == .auth)
+            if messageDue, step.kind != .message { return index }
+            if step.kind == .message, step.via == .data, !messageDue { return index }
+            if responseDue, step.kind == .command { return index }
+        }
+        return nil
+    }
+
     func scenario(_ builder: Builder, summary: SessionSummary, reason: SessionEndReason, time: Timestamp) -> Scenario {
         if builder.unterminatedReply == -1 {
             // A scenario has no partial greeting: it gets its line ending, and the note says so.
@@ -400,6 +416,12 @@ public final class ScenarioRecorder: SessionObserver {
                 steps.removeLast()
                 notes.append("the capture ended before the server answered step \(unanswered + 1), which was left out")
             }
+        }
+        // A capture that shifted replies (mid-session, with losses) can pair them so that a step
+        // does not follow from the reply before it: keep only the steps before that point.
+        if let broken = Self.firstUnpairedStep(steps) {
+            notes.append("from step \(broken + 1) on, replies could not be paired with their commands; the scenario keeps the \(broken) step\(broken == 1 ? "" : "s") before it")
+            steps.removeSubrange(broken...)
         }
         // Steps after a QUIT (the dialogue went on after it) cannot be replayed.
         if let quit = steps.firstIndex(where: { $0.endsSession }), quit + 1 < steps.count {
