@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "SMTPCapture", targets: ["SMTPCapture"]),
         .library(name: "SMTPTranscript", targets: ["SMTPTranscript"]),
         .library(name: "SMTPScenario", targets: ["SMTPScenario"]),
+        .library(name: "SMTPTapeTesting", targets: ["SMTPTapeTesting"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -17,6 +18,11 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-nio-extras", from: "1.35.2"),
+        .package(url: "https://github.com/apple/swift-certificates", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-asn1", from: "1.7.4"),
     ],
     targets: [
         // The SMTP grammar: commands, replies, capabilities, dot-stuffing, base64, limits and the
@@ -54,10 +60,33 @@ let package = Package(
         // Scenarios: the model, its YAML format (reader with positions, canonical writer), matchers,
         // and the bridges from captured dialogues and to transcripts.
         .target(name: "SMTPScenario", dependencies: ["SMTPCore", "SMTPFiles", .product(name: "Yams", package: "Yams")]),
+        // The replay session as a channel handler, on NIOCore only (testable on EmbeddedChannel):
+        // bytes to a SessionPlayer, its actions carried out on the event loop (delays, STARTTLS,
+        // FIN or RST, idle timeout, shutdown).
+        .target(name: "SMTPNIO", dependencies: [
+            "SMTPCore", "SMTPScenario",
+            .product(name: "NIOCore", package: "swift-nio"),
+        ]),
+        // The replay server: listeners (plain and implicit TLS), certificates made at start, key
+        // logs, the accept loop, verdict reports (JSON Lines, JUnit, text).
+        .target(name: "SMTPReplay", dependencies: [
+            "SMTPCore", "SMTPScenario", "SMTPNIO", "SMTPFiles",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "NIOExtras", package: "swift-nio-extras"),
+            .product(name: "X509", package: "swift-certificates"),
+            .product(name: "SwiftASN1", package: "swift-asn1"),
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
+        // For users' Swift tests: a replay server in-process on port 0, closure-scoped, with the
+        // verdict to assert on. No libpcap.
+        .target(name: "SMTPTapeTesting", dependencies: ["SMTPReplay", "SMTPScenario", "SMTPCore"]),
         .executableTarget(
             name: "smtptape",
             dependencies: [
-                "SMTPCore", "SMTPFiles", "SMTPCapture", "SMTPTranscript", "SMTPScenario",
+                "SMTPCore", "SMTPFiles", "SMTPCapture", "SMTPTranscript", "SMTPScenario", "SMTPReplay",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -65,6 +94,11 @@ let package = Package(
         .testTarget(name: "SMTPCaptureTests", dependencies: ["SMTPCapture", "SMTPCore", "SMTPFiles", "SMTPTranscript", "SMTPScenario"], exclude: ["Golden"]),
         .testTarget(name: "SMTPTranscriptTests", dependencies: ["SMTPTranscript", "SMTPCore", "SMTPFiles"]),
         .testTarget(name: "SMTPScenarioTests", dependencies: ["SMTPScenario", "SMTPCore", "SMTPFiles", "SMTPCapture", "SMTPTranscript"], exclude: ["Broken"]),
+        .testTarget(name: "SMTPReplayTests", dependencies: [
+            "SMTPTapeTesting", "SMTPReplay", "SMTPNIO", "SMTPScenario", "SMTPCore",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOEmbedded", package: "swift-nio"),
+        ]),
     ],
     swiftLanguageModes: [.v6]
 )

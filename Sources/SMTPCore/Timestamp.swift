@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// A point in time with nanosecond resolution, as captures record it (UTC, since 1970).
 public struct Timestamp: Hashable, Comparable, Sendable {
     public var nanoseconds: Int64
@@ -6,6 +12,13 @@ public struct Timestamp: Hashable, Comparable, Sendable {
     /// The largest number of seconds either side of 1970 a timestamp holds (about the year 2255);
     /// captures with wilder timestamps are clamped rather than trusted.
     public static let secondsLimit: Int64 = 9_000_000_000
+
+    /// The current wall-clock time.
+    public static func now() -> Timestamp {
+        var spec = timespec()
+        clock_gettime(CLOCK_REALTIME, &spec)
+        return Timestamp(seconds: Int64(spec.tv_sec), nanoseconds: Int64(spec.tv_nsec))
+    }
 
     public init(seconds: Int64, nanoseconds: Int64) {
         let clamped = max(-Self.secondsLimit, min(Self.secondsLimit, seconds))

@@ -29,7 +29,8 @@ public final class MessageFileWriter: SessionObserver {
         self.folder = folder
     }
 
-    static func fileName(session: Int, message: Int, complete: Bool) -> String {
+    /// `session-0001-message-01.eml`, or `....incomplete.eml` for a message cut short.
+    public static func fileName(session: Int, message: Int, complete: Bool) -> String {
         let s = String(session), m = String(message)
         return "session-" + String(repeating: "0", count: max(0, 4 - s.count)) + s
             + "-message-" + String(repeating: "0", count: max(0, 2 - m.count)) + m

@@ -171,6 +171,12 @@ final class Progress: @unchecked Sendable {
 enum Standard {
     static func error(_ line: String) { errorRaw(line + "\n") }
 
+    /// A line on standard output, written at once (a server's bound address, before it serves).
+    static func output(_ line: String) {
+        var text = line + "\n"
+        text.withUTF8 { _ = StandardStream.write(UnsafeRawBufferPointer($0), to: 1) }
+    }
+
     static func errorRaw(_ text: String) {
         var text = text
         text.withUTF8 { _ = StandardStream.write(UnsafeRawBufferPointer($0), to: 2) }

@@ -1,7 +1,7 @@
 import ArgumentParser
 
 @main
-struct SMTPTape: ParsableCommand {
+struct SMTPTape: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "smtptape",
         abstract: "Read SMTP dialogues out of packet captures and keep them as scenarios: transcripts, JSON Lines, messages, scenario files.",
@@ -11,6 +11,6 @@ struct SMTPTape: ParsableCommand {
             64 wrong arguments.
             """,
         version: "0.1.0",
-        subcommands: [Transcript.self, Messages.self, Extract.self, Check.self, Format.self]
+        subcommands: [Transcript.self, Messages.self, Extract.self, Check.self, Format.self, Replay.self]
     )
 }

@@ -78,7 +78,7 @@ import Testing
         if !intended.secrets.isEmpty {
             let text = try Fixtures.render([url.path]) { TextTranscriptRenderer(output: $0, data: .full) }
             for secret in intended.secrets {
-                for (name, output) in [("transcript", text)] + scenarios.map { ("scenario", $0) } {
+                for (name, output) in [("transcript", text)] + scenarios.map({ ("scenario", $0) }) {
                     if let leak = Self.leak(of: secret, in: output) {
                         problems.append("\(name) shows '\(leak)' of the secret \(secret)")
                     }
