@@ -601,7 +601,14 @@ struct Walker {
             report(pairs.keys[key], "'\(key)' does not apply to a step that is only a reply")
         }
         let (_, reply) = replyField(pairs, "reply", in: "a step")
-        let fault = pairs["fault"].flatMap { choice($0, key: "fault", Scenario.Fault.self, allowed: [Scenario.Fault.partial.rawValue]) }
+        var fault: Scenario.Fault?
+        if let faultNode = pairs["fault"] {
+            fault = choice(faultNode, key: "fault", Scenario.Fault.self, allowed: Scenario.Fault.allCases.map(\.rawValue))
+            if let other = fault, other != .partial {
+                report(faultNode, "'fault: \(other.rawValue)' does not apply to a reply the server sends unprompted (only 'fault: partial' does)")
+                fault = nil
+            }
+        }
         guard let reply else { return nil }
         return Scenario.Step(kind: .unsolicited, reply: reply,
                              delay: pairs["delay"].flatMap { seconds($0, key: "delay") },

@@ -59,30 +59,33 @@ extension Scenario {
         /// A command step from its text, without line ending (CRLF is added):
         /// `Step.command("MAIL FROM:<a@b>", reply: "250 OK")`.
         public static func command(_ line: String, match: Match = .exact, pattern: String? = nil, reply: Reply?,
-                                   delay: Double? = nil, fault: Fault? = nil, startsTLS: Bool = false, note: String? = nil) -> Step {
-            Step(kind: .command(ClientLine(line, match: match, pattern: pattern)), reply: reply, delay: delay, fault: fault,
-                 startsTLS: startsTLS, note: note)
+                                   delay: Double? = nil, recordedDelay: Double? = nil, fault: Fault? = nil, startsTLS: Bool = false,
+                                   note: String? = nil) -> Step {
+            Step(kind: .command(ClientLine(line, match: match, pattern: pattern)), reply: reply, delay: delay, recordedDelay: recordedDelay,
+                 fault: fault, startsTLS: startsTLS, note: note)
         }
 
         /// An AUTH response step from its text, without line ending (CRLF is added):
         /// `Step.auth("[REDACTED]", reply: "235 2.7.0 Authentication successful")`.
         public static func auth(_ line: String, match: Match = .exact, pattern: String? = nil, reply: Reply?,
-                                delay: Double? = nil, fault: Fault? = nil, note: String? = nil) -> Step {
-            Step(kind: .auth(ClientLine(line, match: match, pattern: pattern)), reply: reply, delay: delay, fault: fault, note: note)
+                                delay: Double? = nil, recordedDelay: Double? = nil, fault: Fault? = nil, note: String? = nil) -> Step {
+            Step(kind: .auth(ClientLine(line, match: match, pattern: pattern)), reply: reply, delay: delay, recordedDelay: recordedDelay,
+                 fault: fault, note: note)
         }
 
         /// A message step from text written as in a scenario file, lines broken by LF (each line
         /// ends in CRLF on the wire): `Step.message("Subject: hi\n\nHello\n", reply: "250 OK")`.
         public static func message(_ text: String, via: MessageTransfer = .data, match: MessageMatch = .normalized,
-                                   pattern: String? = nil, reply: Reply?, delay: Double? = nil, fault: Fault? = nil,
-                                   note: String? = nil) -> Step {
+                                   pattern: String? = nil, reply: Reply?, delay: Double? = nil, recordedDelay: Double? = nil,
+                                   fault: Fault? = nil, note: String? = nil) -> Step {
             Step(kind: .message(Message(text: text, via: via, match: match, pattern: pattern)), reply: reply, delay: delay,
-                 fault: fault, note: note)
+                 recordedDelay: recordedDelay, fault: fault, note: note)
         }
 
         /// A reply the server sends unprompted, after `delay` seconds.
-        public static func unsolicited(reply: Reply, delay: Double? = nil, fault: Fault? = nil, note: String? = nil) -> Step {
-            Step(kind: .unsolicited, reply: reply, delay: delay, fault: fault, note: note)
+        public static func unsolicited(reply: Reply, delay: Double? = nil, recordedDelay: Double? = nil, fault: Fault? = nil,
+                                       note: String? = nil) -> Step {
+            Step(kind: .unsolicited, reply: reply, delay: delay, recordedDelay: recordedDelay, fault: fault, note: note)
         }
 
         /// The verb of a command step (`nil` for other kinds).
