@@ -10,7 +10,7 @@ import Testing
     @Test func scenariosFolderHasTheExamples() {
         let names = Repository.scenarioFiles.map { URL(fileURLWithPath: $0).lastPathComponent }
         for example in ["recipient-rejected", "mailbox-full", "greylisting", "server-shutting-down", "slow-server",
-                        "disconnect-during-data", "starttls-required", "auth-failure", "message-too-large"] {
+                        "disconnect-during-data", "starttls-required", "auth-failure", "message-too-large", "unresponsive-server"] {
             #expect(names.contains(example + ".yaml"))
         }
         #expect(Repository.files(in: Repository.scenarios.appendingPathComponent("recorded"), ending: ".yaml").count == Repository.captureFiles.count)
