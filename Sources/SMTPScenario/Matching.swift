@@ -207,6 +207,8 @@ public struct ScenarioPatternError: Error, Hashable, Sendable, CustomStringConve
     /// The step's index in its session, when known.
     public var step: Int?
 
+    /// An error for `pattern`; ``CompiledSession`` and ``Scenario/compiledSessions()`` fill in
+    /// where it is.
     public init(pattern: String, message: String, session: Int? = nil, step: Int? = nil) {
         self.pattern = pattern
         self.message = message
@@ -214,6 +216,7 @@ public struct ScenarioPatternError: Error, Hashable, Sendable, CustomStringConve
         self.step = step
     }
 
+    /// `session 2 step 3 invalid regular expression '...': ...` (1-based).
     public var description: String {
         var place = ""
         if let session { place += "session \(session + 1) " }

@@ -10,12 +10,19 @@ public struct Scenario: Hashable, Sendable {
     /// The largest scenario file smtptape reads.
     public static let sizeLimit = 16 << 20
 
+    /// The format version the file declared (`version: 1`).
     public var version: Int
+    /// A short name (transcripts name a scenario's sessions by it).
     public var name: String
+    /// What the scenario tests, for people.
     public var description: String?
+    /// Free labels.
     public var tags: [String]
+    /// Where the scenario came from.
     public var origin: Origin?
+    /// A remark that survives rewriting.
     public var note: String?
+    /// The SMTP sessions, in order.
     public var sessions: [Session]
 
     public init(version: Int = Scenario.currentVersion, name: String, description: String? = nil, tags: [String] = [],
@@ -31,14 +38,19 @@ public struct Scenario: Hashable, Sendable {
 
     /// Where a scenario came from: a capture (by file name and SHA-256, never by path) or a proxy.
     public struct Origin: Hashable, Sendable {
+        /// The capture's file name (never a path).
         public var capture: String?
+        /// The capture file's SHA-256, lower-case hex.
         public var sha256: String?
         /// `CLIENT -> SERVER`.
         public var connection: String?
+        /// The session's number in the extraction it came from.
         public var session: Int?
+        /// For recordings: the upstream server the proxy talked to.
         public var proxy: String?
         /// RFC 3339 UTC.
         public var start: String?
+        /// RFC 3339 UTC.
         public var end: String?
 
         public init(capture: String? = nil, sha256: String? = nil, connection: String? = nil, session: Int? = nil,
@@ -57,12 +69,15 @@ public struct Scenario: Hashable, Sendable {
 
     /// One SMTP session: greeting, steps, ending.
     public struct Session: Hashable, Sendable {
+        /// A name for the session (transcripts show it).
         public var name: String?
+        /// A remark that survives rewriting.
         public var note: String?
         /// TLS from the first byte (SMTPS).
         public var implicitTLS: Bool
         /// What could not be recorded (encrypted after STARTTLS, bytes missing from the capture).
         public var incomplete: String?
+        /// The server's opening reply (`220`, or `421`/`554` to refuse the session, RFC 5321 3.1).
         public var greeting: Reply
         /// Seconds the server waits on purpose before the greeting (`greeting-delay`): always
         /// honoured, as ``Step/delay`` is.
@@ -71,7 +86,9 @@ public struct Scenario: Hashable, Sendable {
         /// by `extract`): honoured only when a replay is asked to keep recorded timing, as
         /// ``Step/recordedDelay`` is.
         public var recordedGreetingDelay: Double?
+        /// The exchanges after the greeting, in order.
         public var steps: [Step]
+        /// How the session ends (the file may leave it out: ``inferredEnd``).
         public var end: Ending
 
         /// - Parameter end: how the session ends; by default as ``inferredEnd`` says.
@@ -116,8 +133,10 @@ public struct Scenario: Hashable, Sendable {
 
     /// A server reply: its exact bytes on the wire, line endings included.
     public struct Reply: Hashable, Sendable, ExpressibleByStringLiteral {
+        /// Every line of the reply, each with its line ending.
         public var bytes: [UInt8]
 
+        /// A reply from its exact bytes.
         public init(bytes: [UInt8]) { self.bytes = bytes }
 
         /// From lines written without line endings (`"250-a\n250 b"`): each line gets CRLF.
@@ -125,6 +144,7 @@ public struct Scenario: Hashable, Sendable {
             bytes = text.split(separator: "\n", omittingEmptySubsequences: false).flatMap { Array($0.utf8) + [0x0D, 0x0A] }
         }
 
+        /// `"250 OK"`: as ``init(_:)``.
         public init(stringLiteral value: String) { self.init(value) }
 
         /// The reply's lines as text, if every line ends in CRLF, is printable UTF-8, and the lines

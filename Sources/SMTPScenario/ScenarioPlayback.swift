@@ -6,7 +6,9 @@ import SMTPCore
 public enum ScenarioPlayback {
     /// One write on the wire.
     public struct Write: Sendable {
+        /// Who writes.
         public var side: Side
+        /// The bytes on the wire.
         public var bytes: [UInt8]
         /// Seconds since the session began.
         public var time: Double

@@ -4,11 +4,16 @@ import Yams
 
 /// A problem in a scenario file, at a line and column: `file:line:column: message`.
 public struct ScenarioDiagnostic: Hashable, Sendable, CustomStringConvertible {
+    /// The file as given (`stdin` for standard input).
     public var file: String
+    /// 1-based.
     public var line: Int
+    /// 1-based, in characters.
     public var column: Int
+    /// What is wrong, in words a scenario author can act on.
     public var message: String
 
+    /// `file:line:column: message`.
     public var description: String { "\(file):\(line):\(column): \(message)" }
 }
 
@@ -18,6 +23,7 @@ public struct ScenarioReadResult: Sendable {
     public var file: String
     /// The scenario, when the file has no problems.
     public var scenario: Scenario?
+    /// Every problem found, in file order; empty when ``scenario`` is set.
     public var diagnostics: [ScenarioDiagnostic]
     /// Set when the file could not be read as a scenario at all (missing, too large, not text):
     /// nothing could be done with it (exit 2), as opposed to problems found in it (exit 1).
@@ -30,6 +36,7 @@ public struct ScenarioReadResult: Sendable {
 /// the node it concerns (a key, a value, a line inside a block), and reading goes on after a
 /// problem to report all of them.
 public enum ScenarioReader {
+    /// Reads and checks the scenario file at `path` (`-` for standard input).
     public static func read(file path: String) -> ScenarioReadResult {
         do {
             return read(try InputSource(path: path))
@@ -56,6 +63,8 @@ public enum ScenarioReader {
         ScenarioReadResult(file: file, scenario: nil, diagnostics: [ScenarioDiagnostic(file: file, line: 1, column: 1, message: message)], unreadable: true)
     }
 
+    /// Reads and checks a scenario from its bytes (UTF-8, a byte-order mark allowed); `file`
+    /// names it in diagnostics.
     public static func parse(bytes input: [UInt8], file: String) -> ScenarioReadResult {
         // A UTF-8 byte-order mark, as some editors write, is not part of the text.
         let bytes = input.starts(with: [0xEF, 0xBB, 0xBF]) ? Array(input.dropFirst(3)) : input
@@ -91,6 +100,7 @@ public enum ScenarioReader {
         return (line, column)
     }
 
+    /// Reads and checks a scenario from its text; `file` names it in diagnostics.
     public static func parse(_ text: String, file: String) -> ScenarioReadResult {
         var walker = Walker(file: file, text: text)
         let scenario = walker.document()

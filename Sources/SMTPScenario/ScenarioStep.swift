@@ -45,6 +45,8 @@ extension Scenario {
         /// A remark that survives rewriting.
         public var note: String?
 
+        /// A step of any kind; the `command`, `auth`, `message` and `unsolicited` constructors
+        /// are shorter for the common cases.
         public init(kind: Kind, reply: Reply?, delay: Double? = nil, recordedDelay: Double? = nil, fault: Fault? = nil,
                     startsTLS: Bool = false, note: String? = nil) {
             self.kind = kind
@@ -128,6 +130,7 @@ extension Scenario {
         /// as recorded (so that transcripts show it). Without it, the line itself is the pattern.
         public var pattern: String?
 
+        /// A line from its exact bytes, line ending included.
         public init(bytes: [UInt8], match: Match = .exact, pattern: String? = nil) {
             self.bytes = bytes
             self.match = match
@@ -162,6 +165,7 @@ extension Scenario {
         /// Without it, the content itself is the pattern.
         public var pattern: String?
 
+        /// A message from its exact content (dot-unstuffed, CRLF line endings as sent).
         public init(content: [UInt8], via: MessageTransfer = .data, chunks: [Int] = [], chunkReplies: [Reply] = [],
                     match: MessageMatch = .normalized, pattern: String? = nil) {
             self.content = content

@@ -5,6 +5,7 @@ import Yams
 /// a fixed order, fixed styles and emitter settings, so that what smtptape writes reads back to an
 /// equal value and writes back to the same bytes.
 public enum ScenarioWriter {
+    /// The scenario as canonical YAML (what ``ScenarioReader`` reads back to an equal value).
     public static func yaml(_ scenario: Scenario) -> String {
         let node = Node.mapping(mapping([
             ("version", .scalar(.init(String(scenario.version), Tag(.int)))),
