@@ -27,7 +27,7 @@ extension Walker {
                 closed = false
             }
             switch step.kind {
-            case .message where step.via == .data:
+            case .message(let message) where message.via == .data:
                 if !messageDue {
                     report(kindNode, "a message sent with DATA needs the step just before it to be DATA answered 354")
                 }
@@ -40,39 +40,58 @@ extension Walker {
                     report(parsed.node, "after DATA's 354 the client sends the message: this step must be a 'message'")
                 }
             }
-            if step.kind == .auth, !responseDue {
-                report(kindNode, "an 'auth' step answers a 334 challenge, and the step before it got none")
-            } else if responseDue, step.kind == .command {
-                report(kindNode, "after a 334 challenge the client sends an AUTH response: this step must be 'auth' (a lone '*' cancels)")
+            let answersChallenge: Bool
+            switch step.kind {
+            case .auth:
+                if !responseDue { report(kindNode, "an 'auth' step answers a 334 challenge, and the step before it got none") }
+                answersChallenge = true
+            case .command:
+                if responseDue {
+                    report(kindNode, "after a 334 challenge the client sends an AUTH response: this step must be 'auth' (a lone '*' cancels)")
+                }
+                answersChallenge = step.verb == .auth
+            case .unsolicited:
+                // (A 334 the server sends unprompted, in a capture that missed the AUTH line, counts too.)
+                answersChallenge = true
+            case .message:
+                answersChallenge = false
             }
             checkLines(parsed)
             checkTLS(parsed, tlsBegun: &tlsBegun)
             checkChunks(parsed)
             let code = step.fault == nil ? step.reply?.code : nil
             messageDue = step.verb == .data && code == 354
-            // (A 334 the server sends unprompted, in a capture that missed the AUTH line, counts too.)
-            responseDue = code == 334 && (step.kind == .auth || step.kind == .unsolicited || step.verb == .auth)
+            responseDue = code == 334 && answersChallenge
             closed = code == 421
         }
         checkEnd(session, last: steps.last, node: endNode)
     }
 
-    /// A line the client sends is one line with its ending; a reply is whole lines.
+    /// A line the client sends is one line with its ending; a reply is whole lines; what was
+    /// recorded meets its own pattern.
     mutating func checkLines(_ parsed: ParsedStep) {
         let step = parsed.step
-        if let key = parsed.kindKey, key == "client-base64" || key == "auth-base64" {
-            let newlines = step.client.filter { $0 == 0x0A }.count
-            if step.client.last != 0x0A || newlines != 1 {
+        if let key = parsed.kindKey, key == "client-base64" || key == "auth-base64", let line = step.clientLine {
+            let newlines = line.bytes.filter { $0 == 0x0A }.count
+            if line.bytes.last != 0x0A || newlines != 1 {
                 report(parsed.pairs[key], "'\(key)' must be exactly one line, ending in LF (CRLF or a bare LF)")
             }
         }
         if let node = parsed.pairs["reply-base64"], let reply = step.reply, reply.bytes.last != 0x0A {
             report(node, "'reply-base64' must end with a line ending (for a reply cut short, use 'fault: partial')")
         }
-        if step.kind == .command || step.kind == .auth, step.match == .wildcard || step.match == .regex,
-           let patternNode = parsed.pairs["pattern"], !step.accepts(line: step.client) {
-            let line = ByteString.escaped(SMTPLine.content(step.client))
-            report(patternNode, "the recorded line '\(line)' does not match its own pattern")
+        guard let patternNode = parsed.pairs["pattern"], let matcher = parsed.matcher else { return }
+        switch step.kind {
+        case .command(let line), .auth(let line):
+            if line.match == .wildcard || line.match == .regex, !matcher.accepts(line: line.bytes) {
+                report(patternNode, "the recorded line '\(ByteString.escaped(line.content))' does not match its own pattern")
+            }
+        case .message(let message):
+            if message.match == .wildcard || message.match == .regex, !matcher.accepts(message: message.content) {
+                report(patternNode, "the recorded message does not match its own pattern")
+            }
+        case .unsolicited:
+            break
         }
     }
 
@@ -98,14 +117,13 @@ extension Walker {
 
     /// Recorded BDAT chunk sizes add up to the message, with a reply for each chunk but the last.
     mutating func checkChunks(_ parsed: ParsedStep) {
-        let step = parsed.step
-        guard step.kind == .message, step.via == .bdat, !step.chunks.isEmpty else { return }
-        let total = step.chunks.reduce(0) { $0 &+ $1 }
-        if total != step.client.count {
-            report(parsed.pairs["chunks"], "the chunk sizes add up to \(total) bytes, but the message has \(step.client.count)")
+        guard case .message(let message) = parsed.step.kind, message.via == .bdat, !message.chunks.isEmpty else { return }
+        let total = message.chunks.reduce(0) { $0 &+ $1 }
+        if total != message.content.count {
+            report(parsed.pairs["chunks"], "the chunk sizes add up to \(total) bytes, but the message has \(message.content.count)")
         }
-        if step.chunkReplies.count > step.chunks.count - 1 {
-            report(parsed.pairs["chunk-replies"], "\(step.chunkReplies.count) chunk replies for \(step.chunks.count) chunks: every chunk but the last gets one")
+        if message.chunkReplies.count > message.chunks.count - 1 {
+            report(parsed.pairs["chunk-replies"], "\(message.chunkReplies.count) chunk replies for \(message.chunks.count) chunks: every chunk but the last gets one")
         }
     }
 
@@ -115,7 +133,9 @@ extension Walker {
         let quitAnswered = last.map { $0.step.verb == .quit && $0.step.reply != nil && $0.step.fault == nil } ?? false
         if quitAnswered, session.end != .quit {
             report(node, "the session ends with QUIT and its reply: 'end' must be quit (or left out)")
-        } else if last?.step.fault != nil, session.end != .serverClose {
+        } else if last?.step.fault == .stall, session.end == .quit {
+            report(node, "after 'fault: stall' the server never answers: 'end' must be server-close (its idle timeout), client-close, or left out")
+        } else if let fault = last?.step.fault, fault != .stall, session.end != .serverClose {
             report(node, "after a fault the server has closed the connection: 'end' must be server-close (or left out)")
         } else if session.end == .quit, !quitAnswered {
             report(node, "'end: quit' needs a QUIT step with its reply last")

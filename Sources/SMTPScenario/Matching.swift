@@ -1,38 +1,150 @@
 import SMTPCore
 
-extension Scenario.Step {
-    /// Whether a client line (its bytes, with or without line ending) meets this step's expectation.
+/// A step's expectation prepared once: wildcard patterns and normalized messages computed, and
+/// regular expressions compiled, so that replay compares each line the client sends without
+/// compiling anything. ``CompiledSession`` holds one for each step of a session.
+///
+/// A line is compared as ``Scenario/Match`` says, a message as ``Scenario/MessageMatch`` says.
+/// A step takes only what its kind expects: a command or AUTH step no message, a message step no
+/// line, a step that is only a reply neither.
+public struct StepMatcher: Sendable {
+    enum Comparison: Sendable {
+        /// The step expects nothing of this sort.
+        case nothing
+        case any
+        /// The expected line with its verb folded (for commands); with placeholders, a NUL marks each.
+        case line([UInt8], foldsVerb: Bool, placeholders: Bool)
+        case lineWildcard([UInt8], foldsVerb: Bool)
+        case regex(CompiledRegex)
+        /// A message normalized by ``MessageNormalizer``.
+        case normalized([UInt8])
+        case bytes([UInt8])
+        /// A glob over a message in its text form.
+        case messageWildcard([UInt8])
+    }
+
+    let line: Comparison
+    let message: Comparison
+
+    /// Prepares `step`'s expectation.
     ///
-    /// `exact` compares the verb without regard to case and the rest byte for byte, the secret
-    /// placeholder standing for any credentials; `wildcard` takes `*` and `?`; `regex` must match
-    /// the whole line; `any` takes anything.
-    public func accepts(line: [UInt8]) -> Bool {
-        let actual = Self.content(line)
-        let expected = pattern.map { Array($0.utf8) } ?? Self.content(client)
-        switch match {
-        case .any:
-            return true
-        case .exact:
-            if Self.contains(expected, Secrets.placeholderBytes) {
-                return Wildcard.matches(pattern: Self.foldVerb(Self.placeholderAsWildcard(expected)), Self.foldVerb(actual), placeholderOnly: true)
-            }
-            return Self.foldVerb(expected) == Self.foldVerb(actual)
-        case .wildcard:
-            return Wildcard.matches(pattern: Self.foldVerb(expected), Self.foldVerb(actual), placeholderOnly: false)
-        case .regex:
-            guard let regex = try? Regex(String(decoding: expected, as: UTF8.self)) else { return false }
-            return (try? regex.wholeMatch(in: String(decoding: actual, as: UTF8.self))) != nil
+    /// - Throws: ``ScenarioPatternError`` when a `regex` pattern is not a valid regular
+    ///   expression (``ScenarioReader`` reports those, so a scenario it read always compiles).
+    public init(_ step: Scenario.Step) throws(ScenarioPatternError) {
+        switch step.kind {
+        case .command(let clientLine):
+            line = try Self.lineComparison(clientLine, foldsVerb: true)
+            message = .nothing
+        case .auth(let clientLine):
+            // An AUTH response is base64 (or `*`), where case matters: no verb to fold.
+            line = try Self.lineComparison(clientLine, foldsVerb: false)
+            message = .nothing
+        case .message(let expected):
+            line = .nothing
+            message = try Self.messageComparison(expected)
+        case .unsolicited:
+            line = .nothing
+            message = .nothing
         }
     }
 
-    /// Whether a message meets this step's expectation: byte for byte with `compare: exact`,
-    /// otherwise with the values of Date and Message-ID headers and MIME boundaries set aside.
-    public func accepts(message: [UInt8]) -> Bool {
-        if compareExactly { return message == client }
-        return MessageNormalizer.normalize(message) == MessageNormalizer.normalize(client)
+    static func lineComparison(_ clientLine: Scenario.ClientLine, foldsVerb: Bool) throws(ScenarioPatternError) -> Comparison {
+        let expected = clientLine.pattern.map { Array($0.utf8) } ?? clientLine.content
+        switch clientLine.match {
+        case .any:
+            return .any
+        case .exact:
+            let placeholders = Self.contains(expected, Secrets.placeholderBytes)
+            let marked = placeholders ? Self.placeholderAsWildcard(expected) : expected
+            return .line(foldsVerb ? Self.foldVerb(marked) : marked, foldsVerb: foldsVerb, placeholders: placeholders)
+        case .wildcard:
+            return .lineWildcard(foldsVerb ? Self.foldVerb(expected) : expected, foldsVerb: foldsVerb)
+        case .regex:
+            return .regex(try compile(String(decoding: expected, as: UTF8.self)))
+        }
     }
 
-    static func content(_ line: [UInt8]) -> [UInt8] { SMTPLine.content(line) }
+    static func messageComparison(_ expected: Scenario.Message) throws(ScenarioPatternError) -> Comparison {
+        switch expected.match {
+        case .any:
+            return .any
+        case .normalized:
+            return .normalized(MessageNormalizer.normalize(expected.content))
+        case .exact:
+            return .bytes(expected.content)
+        case .wildcard:
+            return .messageWildcard(expected.pattern.map { Array($0.utf8) } ?? Self.textForm(expected.content))
+        case .regex:
+            let source = expected.pattern ?? String(decoding: Self.textForm(expected.content), as: UTF8.self)
+            return .regex(try compile(source))
+        }
+    }
+
+    /// Compiles a `regex` pattern.
+    static func compile(_ pattern: String) throws(ScenarioPatternError) -> CompiledRegex {
+        do {
+            return CompiledRegex(try Regex(pattern))
+        } catch {
+            throw ScenarioPatternError(pattern: pattern, message: "\(error)")
+        }
+    }
+
+    /// Whether a client line (its bytes, with or without line ending) meets the step's
+    /// expectation. Always `false` for a step that expects no line (a message, a reply alone).
+    public func accepts(line raw: [UInt8]) -> Bool {
+        let actual = SMTPLine.content(raw)
+        switch line {
+        case .nothing:
+            return false
+        case .any:
+            return true
+        case .line(let expected, let foldsVerb, let placeholders):
+            let compared = foldsVerb ? Self.foldVerb(actual) : actual
+            if placeholders { return Wildcard.matches(pattern: expected, compared, placeholderOnly: true) }
+            return expected == compared
+        case .lineWildcard(let expected, let foldsVerb):
+            return Wildcard.matches(pattern: expected, foldsVerb ? Self.foldVerb(actual) : actual, placeholderOnly: false)
+        case .regex(let regex):
+            return regex.wholeMatches(String(decoding: actual, as: UTF8.self))
+        case .normalized, .bytes, .messageWildcard:
+            return false
+        }
+    }
+
+    /// Whether a message (its content, dot-unstuffed) meets the step's expectation. Always
+    /// `false` for a step that expects no message.
+    public func accepts(message content: [UInt8]) -> Bool {
+        switch message {
+        case .nothing, .line, .lineWildcard:
+            return false
+        case .any:
+            return true
+        case .normalized(let expected):
+            return MessageNormalizer.normalize(content) == expected
+        case .bytes(let expected):
+            return content == expected
+        case .messageWildcard(let pattern):
+            return Wildcard.matches(pattern: pattern, Self.textForm(content), placeholderOnly: false)
+        case .regex(let regex):
+            return regex.wholeMatches(String(decoding: Self.textForm(content), as: UTF8.self))
+        }
+    }
+
+    /// Message content as patterns see it: each CRLF written as LF, as in `message` text.
+    static func textForm(_ content: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(content.count)
+        var index = 0
+        while index < content.count {
+            if content[index] == 0x0D, index + 1 < content.count, content[index + 1] == 0x0A {
+                index += 1
+                continue
+            }
+            out.append(content[index])
+            index += 1
+        }
+        return out
+    }
 
     /// The line with its verb (as ``SMTPCommand/verbEnd(_:)`` finds it) upper-cased.
     static func foldVerb(_ line: [UInt8]) -> [UInt8] {
@@ -62,6 +174,107 @@ extension Scenario.Step {
             }
         }
         return out
+    }
+}
+
+/// A regular expression compiled once and then only matched against.
+///
+/// `Regex<AnyRegexOutput>` is not `Sendable` because its match results may hold any value; the
+/// compiled expression itself is immutable. Matching here returns only whether the whole text
+/// matched, so no result leaves the call. The expression is run once at creation, so that the
+/// program it is lowered to on first use is built before the value is shared.
+struct CompiledRegex: @unchecked Sendable {
+    let regex: Regex<AnyRegexOutput>
+
+    init(_ regex: Regex<AnyRegexOutput>) {
+        self.regex = regex
+        _ = try? regex.wholeMatch(in: "")
+    }
+
+    func wholeMatches(_ text: String) -> Bool {
+        (try? regex.wholeMatch(in: text)) != nil
+    }
+}
+
+/// A `regex` pattern that is not a valid regular expression.
+public struct ScenarioPatternError: Error, Hashable, Sendable, CustomStringConvertible {
+    /// The pattern as written.
+    public var pattern: String
+    /// What the regular expression parser said.
+    public var message: String
+    /// The session's index in its scenario, when known.
+    public var session: Int?
+    /// The step's index in its session, when known.
+    public var step: Int?
+
+    /// An error for `pattern`; ``CompiledSession`` and ``Scenario/compiledSessions()`` fill in
+    /// where it is.
+    public init(pattern: String, message: String, session: Int? = nil, step: Int? = nil) {
+        self.pattern = pattern
+        self.message = message
+        self.session = session
+        self.step = step
+    }
+
+    /// `session 2 step 3 invalid regular expression '...': ...` (1-based).
+    public var description: String {
+        var place = ""
+        if let session { place += "session \(session + 1) " }
+        if let step { place += "step \(step + 1) " }
+        return place + "invalid regular expression '\(pattern)': \(message)"
+    }
+}
+
+/// A session ready to be played: its steps' expectations prepared once (``StepMatcher``), so
+/// that replay compares what the client sends without compiling a pattern per line.
+public struct CompiledSession: Sendable {
+    /// The session as read.
+    public let session: Scenario.Session
+    /// One matcher per step: `matchers[i]` for `session.steps[i]`.
+    public let matchers: [StepMatcher]
+
+    /// - Throws: ``ScenarioPatternError`` (with ``ScenarioPatternError/step``) for the first
+    ///   step whose `regex` pattern does not compile.
+    public init(_ session: Scenario.Session) throws(ScenarioPatternError) {
+        var matchers: [StepMatcher] = []
+        matchers.reserveCapacity(session.steps.count)
+        for (index, step) in session.steps.enumerated() {
+            do {
+                matchers.append(try StepMatcher(step))
+            } catch {
+                var located = error
+                located.step = index
+                throw located
+            }
+        }
+        self.session = session
+        self.matchers = matchers
+    }
+
+    /// Whether `line` meets the expectation of step `step`.
+    public func accepts(line: [UInt8], step: Int) -> Bool { matchers[step].accepts(line: line) }
+
+    /// Whether `message` (dot-unstuffed content) meets the expectation of step `step`.
+    public func accepts(message: [UInt8], step: Int) -> Bool { matchers[step].accepts(message: message) }
+}
+
+extension Scenario {
+    /// Every session ready to be played (see ``CompiledSession``).
+    ///
+    /// - Throws: ``ScenarioPatternError`` naming the session and step of the first `regex`
+    ///   pattern that does not compile.
+    public func compiledSessions() throws(ScenarioPatternError) -> [CompiledSession] {
+        var compiled: [CompiledSession] = []
+        for (index, session) in sessions.enumerated() {
+            do {
+                compiled.append(try CompiledSession(session))
+            } catch {
+                var located = error
+                located.session = index
+                throw located
+            }
+        }
+        return compiled
     }
 }
 

@@ -10,12 +10,19 @@ public struct Scenario: Hashable, Sendable {
     /// The largest scenario file smtptape reads.
     public static let sizeLimit = 16 << 20
 
+    /// The format version the file declared (`version: 1`).
     public var version: Int
+    /// A short name (transcripts name a scenario's sessions by it).
     public var name: String
+    /// What the scenario tests, for people.
     public var description: String?
+    /// Free labels.
     public var tags: [String]
+    /// Where the scenario came from.
     public var origin: Origin?
+    /// A remark that survives rewriting.
     public var note: String?
+    /// The SMTP sessions, in order.
     public var sessions: [Session]
 
     public init(version: Int = Scenario.currentVersion, name: String, description: String? = nil, tags: [String] = [],
@@ -31,14 +38,19 @@ public struct Scenario: Hashable, Sendable {
 
     /// Where a scenario came from: a capture (by file name and SHA-256, never by path) or a proxy.
     public struct Origin: Hashable, Sendable {
+        /// The capture's file name (never a path).
         public var capture: String?
+        /// The capture file's SHA-256, lower-case hex.
         public var sha256: String?
         /// `CLIENT -> SERVER`.
         public var connection: String?
+        /// The session's number in the extraction it came from.
         public var session: Int?
+        /// For recordings: the upstream server the proxy talked to.
         public var proxy: String?
         /// RFC 3339 UTC.
         public var start: String?
+        /// RFC 3339 UTC.
         public var end: String?
 
         public init(capture: String? = nil, sha256: String? = nil, connection: String? = nil, session: Int? = nil,
@@ -57,35 +69,47 @@ public struct Scenario: Hashable, Sendable {
 
     /// One SMTP session: greeting, steps, ending.
     public struct Session: Hashable, Sendable {
+        /// A name for the session (transcripts show it).
         public var name: String?
+        /// A remark that survives rewriting.
         public var note: String?
         /// TLS from the first byte (SMTPS).
         public var implicitTLS: Bool
         /// What could not be recorded (encrypted after STARTTLS, bytes missing from the capture).
         public var incomplete: String?
+        /// The server's opening reply (`220`, or `421`/`554` to refuse the session, RFC 5321 3.1).
         public var greeting: Reply
-        /// Seconds before the greeting.
+        /// Seconds the server waits on purpose before the greeting (`greeting-delay`): always
+        /// honoured, as ``Step/delay`` is.
         public var greetingDelay: Double?
+        /// Seconds the recorded server took before its greeting (`recorded-greeting-delay`, written
+        /// by `extract`): honoured only when a replay is asked to keep recorded timing, as
+        /// ``Step/recordedDelay`` is.
+        public var recordedGreetingDelay: Double?
+        /// The exchanges after the greeting, in order.
         public var steps: [Step]
+        /// How the session ends (the file may leave it out: ``inferredEnd``).
         public var end: Ending
 
         /// - Parameter end: how the session ends; by default as ``inferredEnd`` says.
         public init(name: String? = nil, note: String? = nil, implicitTLS: Bool = false, incomplete: String? = nil,
-                    greeting: Reply, greetingDelay: Double? = nil, steps: [Step] = [], end: Ending? = nil) {
+                    greeting: Reply, greetingDelay: Double? = nil, recordedGreetingDelay: Double? = nil,
+                    steps: [Step] = [], end: Ending? = nil) {
             self.name = name
             self.note = note
             self.implicitTLS = implicitTLS
             self.incomplete = incomplete
             self.greeting = greeting
             self.greetingDelay = greetingDelay
+            self.recordedGreetingDelay = recordedGreetingDelay
             self.steps = steps
             self.end = .quit
             self.end = end ?? inferredEnd
         }
 
         /// How the session ends when the file does not say: the client quits after a QUIT step
-        /// that got a reply; the server closes after a fault or a `421` (RFC 5321 3.8); otherwise
-        /// the client closes the connection.
+        /// that got a reply; the server closes after a fault (any ``Fault``, a `stall` at its idle
+        /// timeout) or a `421` (RFC 5321 3.8); otherwise the client closes the connection.
         public var inferredEnd: Ending {
             guard let last = steps.last else {
                 return greeting.code == 421 ? .serverClose : .clientClose
@@ -107,101 +131,12 @@ public struct Scenario: Hashable, Sendable {
         case serverClose = "server-close"
     }
 
-    /// What the client sends and what the server answers.
-    public struct Step: Hashable, Sendable {
-        public enum Kind: Hashable, Sendable {
-            /// A command line.
-            case command
-            /// A client response inside an AUTH exchange (RFC 4954).
-            case auth
-            /// A message's content, after DATA's 354 or in BDAT chunks.
-            case message
-            /// Nothing from the client: the server replies unprompted (`421 4.4.2 timeout`).
-            case unsolicited
-        }
-
-        public var kind: Kind
-        /// For commands and AUTH responses: the line's exact bytes, line ending included.
-        /// For messages: the content, dot-unstuffed.
-        public var client: [UInt8]
-        public var match: Match
-        /// For `wildcard` and `regex`: the pattern, when ``client`` holds the line as recorded.
-        /// Without it, ``client`` is the pattern.
-        public var pattern: String?
-        /// For messages: compare byte for byte (by default Date, Message-ID and MIME boundary
-        /// values are not compared).
-        public var compareExactly: Bool
-        public var via: MessageTransfer
-        /// BDAT chunk sizes as recorded (not compared).
-        public var chunks: [Int]
-        /// Replies to the BDAT chunks before the last.
-        public var chunkReplies: [Reply]
-        /// `nil` only with ``Fault/drop``.
-        public var reply: Reply?
-        /// Seconds before the reply.
-        public var delay: Double?
-        public var fault: Fault?
-        /// TLS begins after this step's reply (STARTTLS).
-        public var startsTLS: Bool
-        public var note: String?
-
-        public init(kind: Kind, client: [UInt8], match: Match = .exact, pattern: String? = nil, compareExactly: Bool = false, via: MessageTransfer = .data,
-                    chunks: [Int] = [], chunkReplies: [Reply] = [], reply: Reply?, delay: Double? = nil, fault: Fault? = nil,
-                    startsTLS: Bool = false, note: String? = nil) {
-            self.kind = kind
-            self.client = client
-            self.match = match
-            self.pattern = pattern
-            self.compareExactly = compareExactly
-            self.via = via
-            self.chunks = chunks
-            self.chunkReplies = chunkReplies
-            self.reply = reply
-            self.delay = delay
-            self.fault = fault
-            self.startsTLS = startsTLS
-            self.note = note
-        }
-
-        /// A command step from its text: `Step.command("MAIL FROM:<a@b>", reply: "250 OK")`.
-        public static func command(_ line: String, match: Match = .exact, reply: String) -> Step {
-            Step(kind: .command, client: Array(line.utf8) + [0x0D, 0x0A], match: match, reply: Reply(reply))
-        }
-
-        /// The verb of a command step.
-        public var verb: SMTPVerb? {
-            guard kind == .command else { return nil }
-            return client.withUnsafeBytes { raw in
-                let content = Self.lineContent(raw)
-                return SMTPVerb(bytes: UnsafeRawBufferPointer(rebasing: content[0..<SMTPCommand.verbEnd(content)]))
-            }
-        }
-
-        /// Whether nothing can follow this step in its session.
-        public var endsSession: Bool {
-            fault != nil || (verb == .quit && reply != nil)
-        }
-
-        static func lineContent(_ raw: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer { SMTPLine.content(raw) }
-    }
-
-    /// How a client line is compared.
-    public enum Match: String, Hashable, Sendable, CaseIterable {
-        case exact, wildcard, regex, any
-    }
-
-    /// A server misbehaving on purpose.
-    public enum Fault: String, Hashable, Sendable, CaseIterable {
-        /// Close the connection instead of replying.
-        case drop
-        /// Send the reply without its final line ending, then close.
-        case partial
-    }
-
     /// A server reply: its exact bytes on the wire, line endings included.
     public struct Reply: Hashable, Sendable, ExpressibleByStringLiteral {
+        /// Every line of the reply, each with its line ending.
         public var bytes: [UInt8]
 
+        /// A reply from its exact bytes.
         public init(bytes: [UInt8]) { self.bytes = bytes }
 
         /// From lines written without line endings (`"250-a\n250 b"`): each line gets CRLF.
@@ -209,6 +144,7 @@ public struct Scenario: Hashable, Sendable {
             bytes = text.split(separator: "\n", omittingEmptySubsequences: false).flatMap { Array($0.utf8) + [0x0D, 0x0A] }
         }
 
+        /// `"250 OK"`: as ``init(_:)``.
         public init(stringLiteral value: String) { self.init(value) }
 
         /// The reply's lines as text, if every line ends in CRLF, is printable UTF-8, and the lines

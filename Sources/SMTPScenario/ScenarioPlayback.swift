@@ -6,48 +6,53 @@ import SMTPCore
 public enum ScenarioPlayback {
     /// One write on the wire.
     public struct Write: Sendable {
+        /// Who writes.
         public var side: Side
+        /// The bytes on the wire.
         public var bytes: [UInt8]
         /// Seconds since the session began.
         public var time: Double
     }
 
     /// The bytes of one session, in order: greeting, then each step's client part and reply.
+    /// A server's waits count both as written (`delay`) and as recorded (`recorded-delay`): a
+    /// transcript shows the session as it went.
     public static func writes(_ session: Scenario.Session) -> [Write] {
         var writes: [Write] = []
-        var clock = session.greetingDelay ?? 0
+        var clock = (session.greetingDelay ?? 0) + (session.recordedGreetingDelay ?? 0)
         writes.append(Write(side: .server, bytes: session.greeting.bytes, time: clock))
         for step in session.steps {
             switch step.kind {
             case .unsolicited:
                 break
-            case .command, .auth:
-                writes.append(Write(side: .client, bytes: step.client, time: clock))
-            case .message where step.via == .data:
-                var wire = DotStuffing.stuff(step.client, keepingBareLF: true)
-                if step.fault == .drop {
+            case .command(let line), .auth(let line):
+                writes.append(Write(side: .client, bytes: line.bytes, time: clock))
+            case .message(let message) where message.via == .data:
+                var wire = DotStuffing.stuff(message.content, keepingBareLF: true)
+                if step.fault == .drop || step.fault == .reset {
                     // The server closes once the content is in, before the `.` line.
                     wire.removeLast(3)
-                    if step.client.last != 0x0A, !step.client.isEmpty { wire.removeLast(2) }
+                    if message.content.last != 0x0A, !message.content.isEmpty { wire.removeLast(2) }
                 }
                 writes.append(Write(side: .client, bytes: wire, time: clock))
-            case .message:
+            case .message(let message):
                 // BDAT: the recorded chunk sizes if they still fit the content, else one chunk.
-                let fits = !step.chunks.isEmpty && step.chunks.allSatisfy { $0 >= 0 && $0 <= step.client.count }
-                    && step.chunks.reduce(0) { $0 &+ $1 } == step.client.count
-                let sizes = fits ? step.chunks : [step.client.count]
+                let content = message.content
+                let fits = !message.chunks.isEmpty && message.chunks.allSatisfy { $0 >= 0 && $0 <= content.count }
+                    && message.chunks.reduce(0) { $0 &+ $1 } == content.count
+                let sizes = fits ? message.chunks : [content.count]
                 var offset = 0
                 for (index, size) in sizes.enumerated() {
                     let last = index == sizes.count - 1
-                    writes.append(Write(side: .client, bytes: Array("BDAT \(size)\(last ? " LAST" : "")\r\n".utf8) + step.client[offset..<(offset + size)], time: clock))
+                    writes.append(Write(side: .client, bytes: Array("BDAT \(size)\(last ? " LAST" : "")\r\n".utf8) + content[offset..<(offset + size)], time: clock))
                     offset += size
                     if !last {
-                        let reply = index < step.chunkReplies.count ? step.chunkReplies[index] : "250 2.0.0 OK"
+                        let reply = index < message.chunkReplies.count ? message.chunkReplies[index] : "250 2.0.0 OK"
                         writes.append(Write(side: .server, bytes: reply.bytes, time: clock))
                     }
                 }
             }
-            clock += step.delay ?? 0
+            clock += (step.delay ?? 0) + (step.recordedDelay ?? 0)
             if var reply = step.reply?.bytes {
                 if step.fault == .partial, reply.last == 0x0A {
                     reply.removeLast()
@@ -57,6 +62,22 @@ public enum ScenarioPlayback {
             }
         }
         return writes
+    }
+
+    /// Why a session played from a scenario ends: as its `end` says, except after a fault: the
+    /// server closed (`drop`, `partial`), reset the connection (`reset`), or, after a `stall`,
+    /// whoever `end` names gave up waiting.
+    public static func endReason(_ session: Scenario.Session) -> SessionEndReason {
+        switch session.steps.last?.fault {
+        case .drop, .partial: return .closed(by: .server)
+        case .reset: return .reset(by: .server)
+        case .stall, nil: break
+        }
+        return switch session.end {
+        case .quit: .closed(by: .server)
+        case .clientClose: .closed(by: .client)
+        case .serverClose: .closed(by: .server)
+        }
     }
 
     /// Renders the scenario's sessions to an observer, numbered from `firstSessionID`. Returns the
@@ -89,12 +110,7 @@ public enum ScenarioPlayback {
                 write.bytes.withUnsafeBytes { dialogue.receive($0, from: write.side, time: time, observer: observer) }
             }
             dialogue.finish(time: time, observer: observer)
-            let reason: SessionEndReason = switch session.end {
-            case .quit: .closed(by: .server)
-            case .clientClose: .closed(by: .client)
-            case .serverClose: .closed(by: .server)
-            }
-            observer.sessionEnded(info, summary: dialogue.summary, reason: session.steps.last?.fault != nil ? .closed(by: .server) : reason, time: time)
+            observer.sessionEnded(info, summary: dialogue.summary, reason: endReason(session), time: time)
         }
         return scenario.sessions.count
     }

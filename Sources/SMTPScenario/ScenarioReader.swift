@@ -4,11 +4,16 @@ import Yams
 
 /// A problem in a scenario file, at a line and column: `file:line:column: message`.
 public struct ScenarioDiagnostic: Hashable, Sendable, CustomStringConvertible {
+    /// The file as given (`stdin` for standard input).
     public var file: String
+    /// 1-based.
     public var line: Int
+    /// 1-based, in characters.
     public var column: Int
+    /// What is wrong, in words a scenario author can act on.
     public var message: String
 
+    /// `file:line:column: message`.
     public var description: String { "\(file):\(line):\(column): \(message)" }
 }
 
@@ -18,6 +23,7 @@ public struct ScenarioReadResult: Sendable {
     public var file: String
     /// The scenario, when the file has no problems.
     public var scenario: Scenario?
+    /// Every problem found, in file order; empty when ``scenario`` is set.
     public var diagnostics: [ScenarioDiagnostic]
     /// Set when the file could not be read as a scenario at all (missing, too large, not text):
     /// nothing could be done with it (exit 2), as opposed to problems found in it (exit 1).
@@ -30,6 +36,7 @@ public struct ScenarioReadResult: Sendable {
 /// the node it concerns (a key, a value, a line inside a block), and reading goes on after a
 /// problem to report all of them.
 public enum ScenarioReader {
+    /// Reads and checks the scenario file at `path` (`-` for standard input).
     public static func read(file path: String) -> ScenarioReadResult {
         do {
             return read(try InputSource(path: path))
@@ -56,6 +63,8 @@ public enum ScenarioReader {
         ScenarioReadResult(file: file, scenario: nil, diagnostics: [ScenarioDiagnostic(file: file, line: 1, column: 1, message: message)], unreadable: true)
     }
 
+    /// Reads and checks a scenario from its bytes (UTF-8, a byte-order mark allowed); `file`
+    /// names it in diagnostics.
     public static func parse(bytes input: [UInt8], file: String) -> ScenarioReadResult {
         // A UTF-8 byte-order mark, as some editors write, is not part of the text.
         let bytes = input.starts(with: [0xEF, 0xBB, 0xBF]) ? Array(input.dropFirst(3)) : input
@@ -91,6 +100,7 @@ public enum ScenarioReader {
         return (line, column)
     }
 
+    /// Reads and checks a scenario from its text; `file` names it in diagnostics.
     public static func parse(_ text: String, file: String) -> ScenarioReadResult {
         var walker = Walker(file: file, text: text)
         let scenario = walker.document()
@@ -129,9 +139,9 @@ struct Walker {
 
     static let topKeys = ["version", "name", "description", "tags", "origin", "note", "sessions"]
     static let originKeys = ["capture", "sha256", "connection", "session", "proxy", "start", "end"]
-    static let sessionKeys = ["name", "note", "tls", "incomplete", "greeting", "greeting-base64", "greeting-delay", "steps", "end"]
+    static let sessionKeys = ["name", "note", "tls", "incomplete", "greeting", "greeting-base64", "greeting-delay", "recorded-greeting-delay", "steps", "end"]
     static let stepKinds = ["client", "client-base64", "auth", "auth-base64", "message", "message-base64"]
-    static let stepKeys = stepKinds + ["match", "pattern", "compare", "via", "chunks", "chunk-replies", "reply", "reply-base64", "delay", "fault", "tls", "note"]
+    static let stepKeys = stepKinds + ["match", "pattern", "compare", "via", "chunks", "chunk-replies", "reply", "reply-base64", "delay", "recorded-delay", "fault", "tls", "note"]
 
     mutating func document() -> Scenario? {
         let root: Node?
@@ -418,6 +428,7 @@ struct Walker {
             incomplete: pairs["incomplete"].flatMap { string($0, key: "incomplete") },
             greeting: greeting,
             greetingDelay: pairs["greeting-delay"].flatMap { seconds($0, key: "greeting-delay") },
+            recordedGreetingDelay: pairs["recorded-greeting-delay"].flatMap { seconds($0, key: "recorded-greeting-delay") },
             steps: steps,
             end: end)
         // The dialogue is checked only when every step read: one broken step would shift the rest.
@@ -434,13 +445,16 @@ struct Walker {
         var pairs: Pairs
         /// The key that names the step's kind (`client`, `message-base64`, ...), absent for a reply alone.
         var kindKey: String?
+        /// The step's expectation, for a `wildcard` or `regex` match (`nil` otherwise, and when
+        /// its pattern did not compile).
+        var matcher: StepMatcher?
     }
 
     mutating func step(_ node: Node) -> ParsedStep? {
         guard let pairs = mapping(node, keys: Self.stepKeys, what: "a step") else { return nil }
         let kinds = pairs.order.filter { Self.stepKinds.contains($0) }
         if kinds.isEmpty, let first = pairs.order.first, first == "reply" || first == "reply-base64" {
-            return unsolicited(pairs, node: node).map { ParsedStep(step: $0, node: node, pairs: pairs, kindKey: nil) }
+            return unsolicited(pairs, node: node).map { ParsedStep(step: $0, node: node, pairs: pairs, kindKey: nil, matcher: nil) }
         }
         guard let kindKey = kinds.first else {
             report(node, "a step needs one of client, auth or message (or, for a reply the server sends unprompted, 'reply' first)")
@@ -449,7 +463,8 @@ struct Walker {
         for extra in kinds.dropFirst() {
             report(pairs.keys[extra], "a step has only one of client, auth, message (this one has '\(kindKey)' already)")
         }
-        let kind: Scenario.Step.Kind = kindKey.hasPrefix("client") ? .command : kindKey.hasPrefix("auth") ? .auth : .message
+        let isCommand = kindKey.hasPrefix("client")
+        let isMessage = kindKey.hasPrefix("message")
         let valueNode = pairs[kindKey]!
         var client: [UInt8]?
         switch kindKey {
@@ -468,31 +483,34 @@ struct Walker {
         default:
             client = base64(valueNode, key: kindKey)
         }
-        for key in ["match", "pattern"] where pairs[key] != nil && kind == .message {
-            report(pairs.keys[key], "'\(key)' applies to client and auth steps only")
-        }
-        for key in ["compare", "via", "chunks", "chunk-replies"] where pairs[key] != nil && kind != .message {
+        for key in ["compare", "via", "chunks", "chunk-replies"] where pairs[key] != nil && !isMessage {
             report(pairs.keys[key], "'\(key)' applies to message steps only")
         }
-        if pairs["tls"] != nil, kind != .command { report(pairs.keys["tls"], "'tls' applies to client steps only") }
+        if pairs["tls"] != nil, !isCommand { report(pairs.keys["tls"], "'tls' applies to client steps only") }
 
-        let match = pairs["match"].flatMap { choice($0, key: "match", Scenario.Match.self, allowed: Scenario.Match.allCases.map(\.rawValue)) } ?? .exact
-        let pattern = pairs["pattern"].flatMap { string($0, key: "pattern") }
-        if pairs["pattern"] != nil, match != .wildcard, match != .regex {
-            report(pairs.keys["pattern"], "'pattern' goes with 'match: wildcard' or 'match: regex'")
-        }
-        let patternNode = pairs["pattern"] ?? (kindKey == "client" || kindKey == "auth" ? valueNode : nil)
-        if match == .regex, let patternNode, let text = patternNode.scalar?.string {
-            do {
-                _ = try Regex(text)
-            } catch {
-                report(patternNode, "invalid regular expression: \(error)")
+        var lineMatch = Scenario.Match.exact
+        var messageMatch = Scenario.MessageMatch.normalized
+        if isMessage {
+            if let matchNode = pairs["match"] {
+                messageMatch = choice(matchNode, key: "match", Scenario.MessageMatch.self, allowed: Scenario.MessageMatch.written.map(\.rawValue)) ?? .normalized
             }
+            if let compare = pairs["compare"] {
+                // The spelling before `match` applied to messages: still read.
+                if string(compare, key: "compare") != "exact" {
+                    report(compare, "'compare' must be exact (the older spelling of 'match: exact')")
+                } else if pairs["match"] != nil {
+                    report(pairs.keys["compare"], "'compare: exact' is the older spelling of 'match: exact': give only 'match'")
+                } else {
+                    messageMatch = .exact
+                }
+            }
+        } else if let matchNode = pairs["match"] {
+            lineMatch = choice(matchNode, key: "match", Scenario.Match.self, allowed: Scenario.Match.allCases.map(\.rawValue)) ?? .exact
         }
-        var compareExactly = false
-        if let compare = pairs["compare"] {
-            compareExactly = string(compare, key: "compare") == "exact"
-            if !compareExactly { report(compare, "'compare' must be one of exact") }
+        let pattern = pairs["pattern"].flatMap { string($0, key: "pattern") }
+        let takesPattern = isMessage ? [.wildcard, .regex].contains(messageMatch) : [.wildcard, .regex].contains(lineMatch)
+        if pairs["pattern"] != nil, !takesPattern {
+            report(pairs.keys["pattern"], "'pattern' goes with 'match: wildcard' or 'match: regex'")
         }
         var via = MessageTransfer.data
         if let viaNode = pairs["via"] {
@@ -523,44 +541,89 @@ struct Walker {
                 }
             }
         }
-        let fault = pairs["fault"].flatMap { choice($0, key: "fault", Scenario.Fault.self, allowed: Scenario.Fault.allCases.map(\.rawValue)) }
-        let (replyGiven, reply) = replyField(pairs, "reply", in: "a step")
-        if !replyGiven, fault != .drop {
-            report(node, "missing 'reply' (a step without a reply needs 'fault: drop')")
-        }
-        if fault == .drop, let replyKey = pairs.keys["reply"] ?? pairs.keys["reply-base64"] {
-            report(replyKey, "'fault: drop' closes the connection without a reply: remove the reply")
-        }
+        let (fault, reply) = faultAndReply(pairs, node: node)
         var startsTLS = false
-        if let tls = pairs["tls"], kind == .command {
+        if let tls = pairs["tls"], isCommand {
             startsTLS = string(tls, key: "tls") == "start"
             if !startsTLS { report(tls, "'tls' of a step must be one of start") }
         }
         if via != .bdat {
-            for key in ["chunks", "chunk-replies"] where pairs[key] != nil && kind == .message {
+            for key in ["chunks", "chunk-replies"] where pairs[key] != nil && isMessage {
                 report(pairs.keys[key], "'\(key)' goes with 'via: BDAT'")
             }
         }
         guard let client else { return nil }
+        let kind: Scenario.Step.Kind
+        if isMessage {
+            kind = .message(Scenario.Message(content: client, via: via, chunks: chunks, chunkReplies: chunkReplies,
+                                             match: messageMatch, pattern: pattern))
+        } else {
+            let line = Scenario.ClientLine(bytes: client, match: lineMatch, pattern: pattern)
+            kind = isCommand ? .command(line) : .auth(line)
+        }
         let step = Scenario.Step(
-            kind: kind, client: client, match: match, pattern: pattern, compareExactly: compareExactly, via: via, chunks: chunks,
-            chunkReplies: chunkReplies, reply: fault == .drop ? nil : reply,
+            kind: kind, reply: reply,
             delay: pairs["delay"].flatMap { seconds($0, key: "delay") },
+            recordedDelay: pairs["recorded-delay"].flatMap { seconds($0, key: "recorded-delay") },
             fault: fault, startsTLS: startsTLS,
             note: pairs["note"].flatMap { string($0, key: "note") })
-        return ParsedStep(step: step, node: node, pairs: pairs, kindKey: kindKey)
+        // Patterns are compiled here, once, for the checks: a bad one is reported where it is
+        // written. (Other matchers are left to replay: normalizing every message costs time.)
+        var matcher: StepMatcher?
+        if takesPattern {
+            do {
+                matcher = try StepMatcher(step)
+            } catch {
+                report(pairs["pattern"] ?? valueNode, "invalid regular expression: \(error.message)")
+            }
+        }
+        return ParsedStep(step: step, node: node, pairs: pairs, kindKey: kindKey, matcher: matcher)
+    }
+
+    /// `fault`, and the reply, which a fault that sends none (`drop`, `stall`, `reset`) must not
+    /// have and every other step must.
+    mutating func faultAndReply(_ pairs: Pairs, node: Node) -> (Scenario.Fault?, Scenario.Reply?) {
+        let fault = pairs["fault"].flatMap { choice($0, key: "fault", Scenario.Fault.self, allowed: Scenario.Fault.allCases.map(\.rawValue)) }
+        let (replyGiven, reply) = replyField(pairs, "reply", in: "a step")
+        if !replyGiven, fault?.sendsReply ?? true {
+            report(node, "missing 'reply' (a step without a reply needs 'fault: drop', 'stall' or 'reset')")
+        }
+        if let fault, !fault.sendsReply, let replyKey = pairs.keys["reply"] ?? pairs.keys["reply-base64"] {
+            let what = switch fault {
+            case .drop: "closes the connection without a reply"
+            case .stall: "never answers"
+            case .reset: "resets the connection without a reply"
+            case .partial: ""
+            }
+            report(replyKey, "'fault: \(fault.rawValue)' \(what): remove the reply")
+        }
+        if fault == .stall {
+            for key in ["delay", "recorded-delay"] where pairs[key] != nil {
+                report(pairs.keys[key], "'\(key)' means nothing with 'fault: stall', which never answers: remove it")
+            }
+        }
+        return (fault, fault?.sendsReply == false ? nil : reply)
     }
 
     /// A step with only a reply: the server speaks without being asked.
     mutating func unsolicited(_ pairs: Pairs, node: Node) -> Scenario.Step? {
-        for key in pairs.order where !["reply", "reply-base64", "delay", "fault", "note"].contains(key) {
+        for key in pairs.order where !["reply", "reply-base64", "delay", "recorded-delay", "fault", "note"].contains(key) {
             report(pairs.keys[key], "'\(key)' does not apply to a step that is only a reply")
         }
         let (_, reply) = replyField(pairs, "reply", in: "a step")
-        let fault = pairs["fault"].flatMap { choice($0, key: "fault", Scenario.Fault.self, allowed: [Scenario.Fault.partial.rawValue]) }
+        var fault: Scenario.Fault?
+        if let faultNode = pairs["fault"] {
+            fault = choice(faultNode, key: "fault", Scenario.Fault.self, allowed: Scenario.Fault.allCases.map(\.rawValue))
+            if let other = fault, other != .partial {
+                report(faultNode, "'fault: \(other.rawValue)' does not apply to a reply the server sends unprompted (only 'fault: partial' does)")
+                fault = nil
+            }
+        }
         guard let reply else { return nil }
-        return Scenario.Step(kind: .unsolicited, client: [], reply: reply,
-                             delay: pairs["delay"].flatMap { seconds($0, key: "delay") }, fault: fault,
+        return Scenario.Step(kind: .unsolicited, reply: reply,
+                             delay: pairs["delay"].flatMap { seconds($0, key: "delay") },
+                             recordedDelay: pairs["recorded-delay"].flatMap { seconds($0, key: "recorded-delay") },
+                             fault: fault,
                              note: pairs["note"].flatMap { string($0, key: "note") })
     }
 

@@ -5,7 +5,10 @@ import SMTPCore
 /// It follows the defaults that let a recorded scenario replay against the same client run again
 /// (see `Scenarios/FORMAT.md`): the EHLO/HELO argument and the value of `SIZE=` become wildcards,
 /// AUTH secrets the placeholder (unless `showSecrets`), BDAT chunk sizes are kept but not
-/// compared, and the server's think time before each reply is kept as `delay`.
+/// compared, and the server's think time before the greeting and each reply is kept as
+/// `recorded-greeting-delay` and `recorded-delay` (which a replay honours only when asked), never
+/// as `delay` (which always holds). A server that closed the connection instead of answering
+/// gives `fault: drop`, one that reset it (RST) `fault: reset`.
 ///
 /// One rule for what cannot be read: a scenario holds the dialogue up to the first point the
 /// recording cannot vouch for (bytes missing from the capture, a line cut off, encrypted TLS), and
@@ -22,7 +25,7 @@ public final class ScenarioRecorder: SessionObserver {
 
         let info: SessionInfo
         var greeting: Scenario.Reply?
-        var greetingDelay: Double?
+        var recordedGreetingDelay: Double?
         var steps: [Scenario.Step] = []
         var stepTimes: [Timestamp] = []
         var awaiting: [Awaiting] = []
@@ -44,6 +47,15 @@ public final class ScenarioRecorder: SessionObserver {
         init(info: SessionInfo) {
             self.info = info
             lastTime = info.start
+        }
+
+        /// Changes the message of step `index` in place. The step holds no reference to the
+        /// message while `body` runs, so appending to its content does not copy it.
+        func updateMessage(at index: Int, _ body: (inout Scenario.Message) -> Void) {
+            guard case .message(var message) = steps[index].kind else { return }
+            steps[index].kind = .unsolicited
+            body(&message)
+            steps[index].kind = .message(message)
         }
 
         /// `+1.234 s`: a time in the session, for notes.
@@ -132,24 +144,24 @@ public final class ScenarioRecorder: SessionObserver {
         }
         if verb == .bdat, let chunk = SMTPCommand(line: raw).binaryDataChunk {
             let index: Int
-            if let open = builder.openMessage, builder.steps[open].via == .bdat {
+            if let open = builder.openMessage, builder.steps[open].message?.via == .bdat {
                 index = open
             } else {
-                index = addStep(Scenario.Step(kind: .message, client: [], via: .bdat, reply: nil), time: time, to: builder)
+                index = addStep(Scenario.Step(kind: .message(Scenario.Message(content: [], via: .bdat)), reply: nil), time: time, to: builder)
                 builder.openMessage = index
             }
-            builder.steps[index].chunks.append(chunk.size)
+            builder.updateMessage(at: index) { $0.chunks.append(chunk.size) }
             builder.awaiting.append(.chunk(step: index, last: chunk.isLast))
             return
         }
         var line = Array(raw)
         if let secret, !showSecrets { line = Secrets.redact(raw, secret: secret) }
-        var step = Scenario.Step(kind: .command, client: line, reply: nil)
+        var clientLine = Scenario.ClientLine(bytes: line)
         if let (pattern, match) = Self.defaultMatch(line, verb: verb) {
-            step.pattern = String(decoding: pattern.dropLast(2), as: UTF8.self)
-            step.match = match
+            clientLine.pattern = String(decoding: pattern.dropLast(2), as: UTF8.self)
+            clientLine.match = match
         }
-        let index = addStep(step, time: time, to: builder)
+        let index = addStep(Scenario.Step(kind: .command(clientLine), reply: nil), time: time, to: builder)
         builder.awaiting.append(.reply(step: index))
     }
 
@@ -189,7 +201,7 @@ public final class ScenarioRecorder: SessionObserver {
         }
         var line = Array(raw)
         if let secret, !showSecrets { line = Secrets.redact(raw, secret: secret) }
-        let index = addStep(Scenario.Step(kind: .auth, client: line, reply: nil), time: time, to: builder)
+        let index = addStep(Scenario.Step(kind: .auth(Scenario.ClientLine(bytes: line)), reply: nil), time: time, to: builder)
         builder.awaiting.append(.reply(step: index))
     }
 
@@ -199,17 +211,17 @@ public final class ScenarioRecorder: SessionObserver {
         builder.lastTime = time
         if transfer == .bdat {
             guard let open = builder.openMessage else { return }
-            builder.steps[open].client.append(contentsOf: raw)
+            builder.updateMessage(at: open) { $0.content.append(contentsOf: raw) }
             return
         }
         let index: Int
-        if let open = builder.openMessage, builder.steps[open].via == .data {
+        if let open = builder.openMessage, builder.steps[open].message?.via == .data {
             index = open
         } else {
-            index = addStep(Scenario.Step(kind: .message, client: [], reply: nil), time: time, to: builder)
+            index = addStep(Scenario.Step(kind: .message(Scenario.Message(content: [])), reply: nil), time: time, to: builder)
             builder.openMessage = index
         }
-        DotStuffing.unstuff(raw, atLineStart: atLineStart, into: &builder.steps[index].client)
+        builder.updateMessage(at: index) { DotStuffing.unstuff(raw, atLineStart: atLineStart, into: &$0.content) }
         builder.stepTimes[index] = time
     }
 
@@ -224,11 +236,11 @@ public final class ScenarioRecorder: SessionObserver {
         }
         if transfer == .data {
             let index: Int
-            if let open = builder.openMessage, builder.steps[open].via == .data {
+            if let open = builder.openMessage, builder.steps[open].message?.via == .data {
                 index = open
             } else {
                 // An empty message: nothing came between the 354 and the dot.
-                index = addStep(Scenario.Step(kind: .message, client: [], reply: nil), time: time, to: builder)
+                index = addStep(Scenario.Step(kind: .message(Scenario.Message(content: [])), reply: nil), time: time, to: builder)
             }
             builder.stepTimes[index] = time
             builder.awaiting.append(.reply(step: index))
@@ -254,7 +266,7 @@ public final class ScenarioRecorder: SessionObserver {
         }
         if context == .greeting {
             builder.greeting = reply
-            builder.greetingDelay = Self.seconds(from: builder.info.start, to: time)
+            builder.recordedGreetingDelay = Self.seconds(from: builder.info.start, to: time)
             builder.lastReplied = -1
             if fault != nil { builder.unterminatedReply = -1 }
             return
@@ -287,10 +299,10 @@ public final class ScenarioRecorder: SessionObserver {
         }
         guard code != nil, !builder.awaiting.isEmpty else {
             // A reply nothing was waiting for (`421 4.4.2 timeout`): a step of its own.
-            let index = addStep(Scenario.Step(kind: .unsolicited, client: [], reply: reply), time: time, to: builder)
+            let index = addStep(Scenario.Step(kind: .unsolicited, reply: reply), time: time, to: builder)
             builder.steps[index].fault = fault
             builder.lastReplied = index
-            if index > 0 { builder.steps[index].delay = Self.seconds(from: builder.stepTimes[index - 1], to: time) }
+            if index > 0 { builder.steps[index].recordedDelay = Self.seconds(from: builder.stepTimes[index - 1], to: time) }
             if fault != nil { builder.unterminatedReply = index }
             return
         }
@@ -304,19 +316,19 @@ public final class ScenarioRecorder: SessionObserver {
         switch builder.awaiting.removeFirst() {
         case .reply(let index):
             builder.steps[index].reply = reply
-            builder.steps[index].delay = Self.seconds(from: builder.stepTimes[index], to: time)
+            builder.steps[index].recordedDelay = Self.seconds(from: builder.stepTimes[index], to: time)
             builder.steps[index].fault = fault
             builder.lastReplied = index
             if fault != nil { builder.unterminatedReply = index }
         case .chunk(let index, let last):
             if last {
                 builder.steps[index].reply = reply
-                builder.steps[index].delay = Self.seconds(from: builder.stepTimes[index], to: time)
+                builder.steps[index].recordedDelay = Self.seconds(from: builder.stepTimes[index], to: time)
                 builder.steps[index].fault = fault
                 builder.lastReplied = index
                 if fault != nil { builder.unterminatedReply = index }
             } else if fault == nil {
-                builder.steps[index].chunkReplies.append(reply)
+                builder.updateMessage(at: index) { $0.chunkReplies.append(reply) }
             } else {
                 stop(builder, "a reply to a BDAT chunk was cut off", at: time)
                 return
@@ -401,8 +413,9 @@ public final class ScenarioRecorder: SessionObserver {
             }
             switch reason.endedBy {
             case .server:
-                steps[unanswered].fault = .drop
-                steps[unanswered].delay = nil
+                // Closed (FIN) or aborted (RST) instead of answering.
+                steps[unanswered].fault = reason == .reset(by: .server) ? .reset : .drop
+                steps[unanswered].recordedDelay = nil
                 ending = .serverClose
             case .client where steps[unanswered].verb == .quit:
                 // The client closed without waiting for the reply to QUIT: it does not need one.
@@ -437,7 +450,7 @@ public final class ScenarioRecorder: SessionObserver {
             implicitTLS: builder.implicitTLS,
             incomplete: notes.isEmpty ? nil : notes.joined(separator: "; "),
             greeting: greeting!,
-            greetingDelay: builder.implicitTLS ? nil : builder.greetingDelay,
+            recordedGreetingDelay: builder.implicitTLS ? nil : builder.recordedGreetingDelay,
             steps: steps)
         session.end = ending ?? (reason.endedBy == .server ? .serverClose : session.inferredEnd)
         if steps.last?.fault != nil {
@@ -449,7 +462,7 @@ public final class ScenarioRecorder: SessionObserver {
         var origin = origin(info)
         if origin != nil, origin?.end == nil { origin?.end = time.rfc3339 }
         let file = info.source.split(separator: "/").last.map(String.init) ?? info.source
-        let messages = steps.filter { $0.kind == .message }.count
+        let messages = steps.filter { $0.message != nil }.count
         return Scenario(
             name: "\(file) session \(info.id)",
             description: "Recorded by smtptape from \(file): \(info.client) -> \(info.server), \(messages) message\(messages == 1 ? "" : "s").",

@@ -5,6 +5,7 @@ import Yams
 /// a fixed order, fixed styles and emitter settings, so that what smtptape writes reads back to an
 /// equal value and writes back to the same bytes.
 public enum ScenarioWriter {
+    /// The scenario as canonical YAML (what ``ScenarioReader`` reads back to an equal value).
     public static func yaml(_ scenario: Scenario) -> String {
         let node = Node.mapping(mapping([
             ("version", .scalar(.init(String(scenario.version), Tag(.int)))),
@@ -70,6 +71,7 @@ public enum ScenarioWriter {
         pairs += reply(session.greeting, key: "greeting")
         pairs += [
             ("greeting-delay", session.greetingDelay.map(number)),
+            ("recorded-greeting-delay", session.recordedGreetingDelay.map(number)),
             ("steps", session.steps.isEmpty ? nil : .sequence(.init(session.steps.map(step), Tag(.seq), .block))),
             ("end", session.end == session.inferredEnd ? nil : string(session.end.rawValue)),
         ]
@@ -94,33 +96,43 @@ public enum ScenarioWriter {
         switch step.kind {
         case .unsolicited:
             break
-        case .command, .auth:
-            let key = step.kind == .command ? "client" : "auth"
-            if let lines = TextForm.lines(step.client), lines.count == 1 {
-                pairs.append((key, string(lines[0])))
-            } else {
-                pairs.append((key + "-base64", string(Base64.encode(step.client))))
-            }
-            pairs.append(("match", step.match == .exact ? nil : string(step.match.rawValue)))
-            pairs.append(("pattern", step.pattern.map(string)))
-        case .message:
-            if let text = TextForm.message(step.client) {
+        case .command(let line):
+            pairs += clientLine(line, key: "client")
+        case .auth(let line):
+            pairs += clientLine(line, key: "auth")
+        case .message(let message):
+            if let text = TextForm.message(message.content) {
                 pairs.append(("message", .scalar(.init(text, Tag(.str), .literal))))
             } else {
-                pairs.append(("message-base64", string(Base64.encode(step.client))))
+                pairs.append(("message-base64", string(Base64.encode(message.content))))
             }
-            pairs.append(("compare", step.compareExactly ? string("exact") : nil))
-            pairs.append(("via", step.via == .data ? nil : string(step.via.name)))
-            pairs.append(("chunks", step.chunks.isEmpty ? nil : .sequence(.init(step.chunks.map(integer), Tag(.seq), .flow))))
-            pairs.append(("chunk-replies", step.chunkReplies.isEmpty ? nil : .sequence(.init(step.chunkReplies.map(replyNode), Tag(.seq), .block))))
+            pairs.append(("match", message.match == .normalized ? nil : string(message.match.rawValue)))
+            pairs.append(("pattern", message.pattern.map(string)))
+            pairs.append(("via", message.via == .data ? nil : string(message.via.name)))
+            pairs.append(("chunks", message.chunks.isEmpty ? nil : .sequence(.init(message.chunks.map(integer), Tag(.seq), .flow))))
+            pairs.append(("chunk-replies", message.chunkReplies.isEmpty ? nil : .sequence(.init(message.chunkReplies.map(replyNode), Tag(.seq), .block))))
         }
         if let answer = step.reply { pairs += reply(answer, key: "reply") }
         pairs += [
             ("delay", step.delay.map(number)),
+            ("recorded-delay", step.recordedDelay.map(number)),
             ("fault", step.fault.map { string($0.rawValue) }),
             ("tls", step.startsTLS ? string("start") : nil),
             ("note", step.note.map(string)),
         ]
         return .mapping(mapping(pairs))
+    }
+
+    /// `key: text` (or `key-base64: bytes`), then `match` and `pattern`.
+    static func clientLine(_ line: Scenario.ClientLine, key: String) -> [(String, Node?)] {
+        var pairs: [(String, Node?)] = []
+        if let lines = TextForm.lines(line.bytes), lines.count == 1 {
+            pairs.append((key, string(lines[0])))
+        } else {
+            pairs.append((key + "-base64", string(Base64.encode(line.bytes))))
+        }
+        pairs.append(("match", line.match == .exact ? nil : string(line.match.rawValue)))
+        pairs.append(("pattern", line.pattern.map(string)))
+        return pairs
     }
 }

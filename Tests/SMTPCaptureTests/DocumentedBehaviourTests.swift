@@ -180,7 +180,7 @@ import Darwin
             (arguments, status) = (["check", path], 1)
             // One line per problem, then the count.
             expected = [
-                .exact("\(path):6:5: missing 'reply' (a step without a reply needs 'fault: drop')"),
+                .exact("\(path):6:5: missing 'reply' (a step without a reply needs 'fault: drop', 'stall' or 'reset')"),
                 .exact("\(path):7:5: unknown field 'replly'; did you mean 'reply'?"),
                 .exact("smtptape: 2 problems in 1 file"),
             ]

@@ -10,7 +10,7 @@ import Testing
     @Test func scenariosFolderHasTheExamples() {
         let names = Repository.scenarioFiles.map { URL(fileURLWithPath: $0).lastPathComponent }
         for example in ["recipient-rejected", "mailbox-full", "greylisting", "server-shutting-down", "slow-server",
-                        "disconnect-during-data", "starttls-required", "auth-failure", "message-too-large"] {
+                        "disconnect-during-data", "starttls-required", "auth-failure", "message-too-large", "unresponsive-server"] {
             #expect(names.contains(example + ".yaml"))
         }
         #expect(Repository.files(in: Repository.scenarios.appendingPathComponent("recorded"), ending: ".yaml").count == Repository.captureFiles.count)
@@ -130,35 +130,46 @@ import Testing
                     case 0:
                         var message: [UInt8] = []
                         for _ in 0..<Int(rng.next() % 6) { message += pick(pieces) }
+                        let match = pick(Scenario.MessageMatch.allCases)
+                        // A pattern the content meets (check holds a recorded message to its own pattern).
+                        let pattern: String? = rng.next() % 2 == 0 ? nil : match == .wildcard ? pick(message.isEmpty ? ["*"] : ["*", "*?*"]) : match == .regex ? "(?s).*" : nil
                         if rng.next() % 3 == 0 {
-                            steps.append(Scenario.Step(kind: .message, client: message, compareExactly: rng.next() % 2 == 0,
-                                                       via: .bdat, chunks: rng.next() % 2 == 0 ? [] : [message.count], reply: Scenario.Reply(pick(replies))))
+                            steps.append(Scenario.Step(kind: .message(Scenario.Message(content: message, via: .bdat, chunks: rng.next() % 2 == 0 ? [] : [message.count],
+                                                                                       match: match, pattern: pattern)),
+                                                       reply: Scenario.Reply(pick(replies)), recordedDelay: rng.next() % 2 == 0 ? nil : 0.125))
                         } else {
                             steps.append(.command("DATA", reply: "354 End data with <CR><LF>.<CR><LF>"))
-                            steps.append(Scenario.Step(kind: .message, client: message, compareExactly: rng.next() % 2 == 0,
+                            steps.append(Scenario.Step(kind: .message(Scenario.Message(content: message, match: match, pattern: pattern)),
                                                        reply: Scenario.Reply(pick(replies))))
                         }
                     case 1:
                         steps.append(.command("AUTH LOGIN", reply: "334 VXNlcm5hbWU6"))
-                        steps.append(Scenario.Step(kind: .auth, client: Array(pick(["[REDACTED]", "dGVzdA=="]).utf8) + [0x0D, 0x0A], reply: "334 UGFzc3dvcmQ6", delay: 0.25))
-                        steps.append(Scenario.Step(kind: .auth, client: Array(pick(["[REDACTED]", "*", "dGVzdA=="]).utf8) + [0x0D, 0x0A], reply: "235 2.7.0 ok"))
+                        steps.append(.auth(pick(["[REDACTED]", "dGVzdA=="]), reply: "334 UGFzc3dvcmQ6", delay: 0.25))
+                        steps.append(.auth(pick(["[REDACTED]", "*", "dGVzdA=="]), reply: "235 2.7.0 ok"))
                     case 2:
                         // Raw bytes that are not a clean line: kept as base64.
-                        steps.append(Scenario.Step(kind: .command, client: pick(linePieces), reply: Scenario.Reply(bytes: pick(linePieces))))
+                        steps.append(Scenario.Step(kind: .command(Scenario.ClientLine(bytes: pick(linePieces))), reply: Scenario.Reply(bytes: pick(linePieces))))
                     default:
                         let match = pick(Scenario.Match.allCases)
-                        steps.append(Scenario.Step(kind: .command, client: Array(pick(lines).utf8) + [0x0D, 0x0A], match: match,
-                                                   pattern: match == .wildcard ? pick(["*", "*?*"]) : match == .regex ? "^.*$" : nil,
-                                                   reply: Scenario.Reply(pick(replies)), delay: rng.next() % 2 == 0 ? nil : Double(rng.next() % 5000) / 1000,
-                                                   note: rng.next() % 4 == 0 ? "a note: with\nlines" : nil))
+                        steps.append(.command(pick(lines), match: match,
+                                              pattern: match == .wildcard ? pick(["*", "*?*"]) : match == .regex ? "^.*$" : nil,
+                                              reply: Scenario.Reply(pick(replies)), delay: rng.next() % 2 == 0 ? nil : Double(rng.next() % 5000) / 1000,
+                                              note: rng.next() % 4 == 0 ? "a note: with\nlines" : nil))
+                        steps[steps.count - 1].recordedDelay = rng.next() % 3 == 0 ? Double(rng.next() % 5000) / 1000 : nil
                     }
                 }
-                if rng.next() % 2 == 0 { steps.append(.command("QUIT", reply: "221 2.0.0 Bye")) }
+                switch rng.next() % 4 {
+                case 0, 1: steps.append(.command("QUIT", reply: "221 2.0.0 Bye"))
+                case 2: steps.append(.command("NOOP", reply: nil, fault: pick([.drop, .stall, .reset])))
+                default: break
+                }
             }
             let quits = steps.last?.verb == .quit
+            let faulted = steps.last?.fault != nil
             sessions.append(Scenario.Session(name: rng.next() % 2 == 0 ? nil : "s", implicitTLS: rng.next() % 5 == 0,
                                              greeting: Scenario.Reply(greeting), greetingDelay: rng.next() % 3 == 0 ? 1.5 : nil,
-                                             steps: steps, end: quits ? .quit : pick([.clientClose, .serverClose])))
+                                             recordedGreetingDelay: rng.next() % 3 == 0 ? 0.004 : nil,
+                                             steps: steps, end: quits ? .quit : faulted ? .serverClose : pick([.clientClose, .serverClose])))
         }
         return Scenario(name: pick(["generated", "yes", "name: with colon", "🙂"]), description: rng.next() % 2 == 0 ? nil : "multi\nline\n",
                         tags: rng.next() % 2 == 0 ? [] : ["a", "b c", "true"], sessions: sessions)
@@ -182,17 +193,17 @@ import Testing
         for piece in Self.pieces {
             let scenario = Scenario(name: "m", sessions: [Scenario.Session(greeting: "220 x", steps: [
                 .command("DATA", reply: "354 go ahead"),
-                Scenario.Step(kind: .message, client: piece + piece, reply: "250 ok"),
+                Scenario.Step(kind: .message(Scenario.Message(content: piece + piece)), reply: "250 ok"),
             ])])
             let read = try #require(ScenarioReader.parse(ScenarioWriter.yaml(scenario), file: "m").scenario)
-            #expect(read.sessions[0].steps[1].client == piece + piece)
+            #expect(read.sessions[0].steps[1].message?.content == piece + piece)
         }
     }
 
     @Test func textIsWrittenAsTextAndOddBytesAsBase64() {
         let scenario = Scenario(name: "t", sessions: [Scenario.Session(greeting: "220 x", steps: [
-            Scenario.Step(kind: .message, client: Array("Subject: a\r\n\r\nbody\r\n".utf8), reply: "250 ok"),
-            Scenario.Step(kind: .message, client: Array("bare\nLF\n".utf8), reply: Scenario.Reply(bytes: Array("250OK\r\n".utf8))),
+            .message("Subject: a\n\nbody\n", reply: "250 ok"),
+            Scenario.Step(kind: .message(Scenario.Message(content: Array("bare\nLF\n".utf8))), reply: Scenario.Reply(bytes: Array("250OK\r\n".utf8))),
         ])])
         let yaml = ScenarioWriter.yaml(scenario)
         #expect(yaml.contains("  - message: |\n      Subject: a\n\n      body\n"))
