@@ -70,8 +70,15 @@ public final class ReplayServer: Sendable {
     /// and plain sessions without `implicitTLS`) or the certificate cannot be made.
     public init(scenarios: [Scenario], configuration: ReplayConfiguration, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) throws {
         var configuration = configuration
-        let candidates = scenarios.flatMap { scenario in
-            scenario.sessions.enumerated().map { ScriptedConnection.Candidate(session: $1, scenarioName: scenario.name, scenarioSession: $0 + 1) }
+        var candidates: [ScriptedConnection.Candidate] = []
+        for scenario in scenarios {
+            for (index, session) in scenario.sessions.enumerated() {
+                do {
+                    candidates.append(ScriptedConnection.Candidate(compiled: try CompiledSession(session), scenarioName: scenario.name, scenarioSession: index + 1))
+                } catch {
+                    throw ReplayError.scenarios("\(scenario.name), session \(index + 1): \(error)")
+                }
+            }
         }
         guard !candidates.isEmpty else { throw ReplayError.scenarios("no session to play") }
         let implicit = candidates.filter(\.session.implicitTLS).count

@@ -378,10 +378,22 @@ public final class ScenarioRecorder: SessionObserver {
             let previous = index > 0 ? steps[index - 1] : nil
             let code = previous?.fault == nil ? previous?.reply?.code : nil
             let messageDue = previous?.verb == .data && code == 354
-            let responseDue = code == 334 && (previous?.kind == .auth || previous?.kind == .unsolicited || previous?.verb == .auth)
-            if messageDue, step.kind != .message { return index }
-            if step.kind == .message, step.via == .data, !messageDue { return index }
-            if responseDue, step.kind == .command { return index }
+            var responseDue = false
+            if code == 334, let previous {
+                switch previous.kind {
+                case .auth, .unsolicited: responseDue = true
+                case .command: responseDue = previous.verb == .auth
+                case .message: break
+                }
+            }
+            switch step.kind {
+            case .message(let message):
+                if message.via == .data, !messageDue { return index }
+            case .command:
+                if messageDue || responseDue { return index }
+            case .auth, .unsolicited:
+                if messageDue { return index }
+            }
         }
         return nil
     }

@@ -7,15 +7,22 @@ import SMTPCore
 public struct ScriptedConnection: Sendable {
     /// A session that may be played.
     public struct Candidate: Sendable {
-        public var session: Scenario.Session
+        /// The session, its patterns compiled once for every connection that plays it.
+        public var compiled: CompiledSession
         public var scenarioName: String
         /// 1-based number of the session in its scenario.
         public var scenarioSession: Int
 
-        public init(session: Scenario.Session, scenarioName: String, scenarioSession: Int) {
-            self.session = session
+        public var session: Scenario.Session { compiled.session }
+
+        public init(compiled: CompiledSession, scenarioName: String, scenarioSession: Int) {
+            self.compiled = compiled
             self.scenarioName = scenarioName
             self.scenarioSession = scenarioSession
+        }
+
+        func player(_ options: SessionPlayer.Options) -> SessionPlayer {
+            SessionPlayer(session: compiled, scenarioName: scenarioName, scenarioSession: scenarioSession, options: options)
         }
     }
 
@@ -31,18 +38,14 @@ public struct ScriptedConnection: Sendable {
     /// Plays `candidate` from the start.
     public init(playing candidate: Candidate, options: SessionPlayer.Options) {
         self.options = options
-        state = .playing(SessionPlayer(session: candidate.session, scenarioName: candidate.scenarioName,
-                                       scenarioSession: candidate.scenarioSession, options: options))
+        state = .playing(candidate.player(options))
     }
 
     /// Chooses among `candidates` (at least one) by the client's first command.
     public init(choosingAmong candidates: [Candidate], options: SessionPlayer.Options) {
         precondition(!candidates.isEmpty, "no session to choose from")
         self.options = options
-        state = candidates.count == 1
-            ? .playing(SessionPlayer(session: candidates[0].session, scenarioName: candidates[0].scenarioName,
-                                     scenarioSession: candidates[0].scenarioSession, options: options))
-            : .choosing(candidates, firstLine: [])
+        state = candidates.count == 1 ? .playing(candidates[0].player(options)) : .choosing(candidates, firstLine: [])
     }
 
     public var isFinished: Bool {
@@ -57,13 +60,12 @@ public struct ScriptedConnection: Sendable {
             state = .playing(player)
             return actions
         case .choosing(let candidates, _):
-            // The greeting only: what the chosen session plays before the client speaks comes
-            // once it is chosen.
-            var actions: [SessionPlayer.Action] = []
-            let first = candidates[0].session
-            if let wait = first.greetingDelay, wait > 0 { actions.append(.pause(wait)) }
-            actions.append(.send(first.greeting.bytes))
-            return actions
+            // The first candidate's greeting (with its delay) only: what the chosen session plays
+            // before the client speaks comes once it is chosen.
+            var player = candidates[0].player(options)
+            let opening = player.start()
+            guard let greeting = opening.firstIndex(where: { if case .send = $0 { true } else { false } }) else { return opening }
+            return Array(opening[...greeting])
         }
     }
 
@@ -83,10 +85,9 @@ public struct ScriptedConnection: Sendable {
             let first = Array(line[..<end])
             let chosen = candidates.first { candidate in
                 guard let step = candidate.session.steps.first, case .command = step.kind else { return false }
-                return step.accepts(line: first)
+                return candidate.compiled.accepts(line: first, step: 0)
             } ?? candidates[0]
-            var player = SessionPlayer(session: chosen.session, scenarioName: chosen.scenarioName,
-                                       scenarioSession: chosen.scenarioSession, options: options)
+            var player = chosen.player(options)
             var actions = player.start(greetingSent: true)
             actions += player.receive(line)
             state = .playing(player)
@@ -116,8 +117,7 @@ public struct ScriptedConnection: Sendable {
             return player.verdict(session: number, time: time, client: client)
         case .choosing(let candidates, _):
             // The client never said which: the first session, of which nothing was played.
-            var player = SessionPlayer(session: candidates[0].session, scenarioName: candidates[0].scenarioName,
-                                       scenarioSession: candidates[0].scenarioSession, options: options)
+            var player = candidates[0].player(options)
             player.clientClosed()
             return player.verdict(session: number, time: time, client: client)
         }
@@ -130,8 +130,7 @@ public struct ScriptedConnection: Sendable {
         case .playing(let current):
             player = current
         case .choosing(let candidates, _):
-            player = SessionPlayer(session: candidates[0].session, scenarioName: candidates[0].scenarioName,
-                                   scenarioSession: candidates[0].scenarioSession, options: options)
+            player = candidates[0].player(options)
             _ = player.start(greetingSent: true)
         }
         let result = body(&player)

@@ -63,12 +63,13 @@ public struct SessionPlayer: Sendable {
         case ended
     }
 
-    public let session: Scenario.Session
+    /// The session with its patterns compiled (once per scenario, not per connection or line).
+    public let compiled: CompiledSession
+    public var session: Scenario.Session { compiled.session }
     /// 1-based number of the session in its scenario.
     public let scenarioSession: Int
     public let scenarioName: String
     public let options: Options
-    let matchers: [StepMatcher]
     var dialogue: SMTPServerDialogue
     var phase = Phase.running
     /// The next step to play.
@@ -87,16 +88,20 @@ public struct SessionPlayer: Sendable {
     var chunkIndex = 0
     var droppedAfterSTARTTLS = 0
 
-    public init(session: Scenario.Session, scenarioName: String, scenarioSession: Int = 1, options: Options = Options()) {
-        self.session = session
+    public init(session: CompiledSession, scenarioName: String, scenarioSession: Int = 1, options: Options = Options()) {
+        self.compiled = session
         self.scenarioName = scenarioName
         self.scenarioSession = scenarioSession
         self.options = options
         self.dialogue = SMTPServerDialogue(limits: options.limits)
-        self.matchers = session.steps.map(StepMatcher.init)
-        self.results = session.steps.enumerated().map { index, step in
+        self.results = session.session.steps.enumerated().map { index, step in
             Verdict.StepResult(step: index + 1, status: .missing, expected: Self.expected(step))
         }
+    }
+
+    /// Compiles `session`'s patterns first (see ``CompiledSession``).
+    public init(session: Scenario.Session, scenarioName: String, scenarioSession: Int = 1, options: Options = Options()) throws(ScenarioPatternError) {
+        self.init(session: try CompiledSession(session), scenarioName: scenarioName, scenarioSession: scenarioSession, options: options)
     }
 
     /// Whether the session is over for the server (it closed, or the client quit).
@@ -110,7 +115,8 @@ public struct SessionPlayer: Sendable {
     public mutating func start(greetingSent: Bool = false) -> [Action] {
         var actions: [Action] = []
         if !greetingSent {
-            if let wait = session.greetingDelay, wait > 0 { actions.append(.pause(wait)) }
+            let wait = wait(session.greetingDelay, recorded: session.recordedGreetingDelay)
+            if wait > 0 { actions.append(.pause(wait)) }
             actions.append(.send(session.greeting.bytes))
         }
         if session.greeting.code == 421 {
@@ -226,7 +232,7 @@ public struct SessionPlayer: Sendable {
         case .command(let line), .authResponse(let line):
             observe(line)
             if case .command = event { track(line) }
-            if let step = currentStep, matchers[index].accepts(line: line.bytes, auth: { if case .authResponse = event { return true } else { return false } }()) {
+            if let step = currentStep, accepts(line: line.bytes, auth: isAuth(event), step: index) {
                 return play(step, actual: display(line, auth: isAuth(event)), into: &actions)
             }
             return stray(line: line, auth: isAuth(event), into: &actions)
@@ -239,6 +245,15 @@ public struct SessionPlayer: Sendable {
                 note("BDAT was used although the server did not advertise CHUNKING (RFC 3030)")
             }
             return receivedChunk(chunk, into: &actions)
+        }
+    }
+
+    /// Whether step `step` takes `line`: a command step a command, an AUTH step an AUTH response.
+    func accepts(line: [UInt8], auth: Bool, step: Int) -> Bool {
+        switch session.steps[step].kind {
+        case .command: !auth && compiled.accepts(line: line, step: step)
+        case .auth: auth && compiled.accepts(line: line, step: step)
+        case .message, .unsolicited: false
         }
     }
 
@@ -280,15 +295,15 @@ public struct SessionPlayer: Sendable {
     }
 
     mutating func receivedMessage(_ message: SMTPServerDialogue.Message, into actions: inout [Action]) -> Int? {
-        guard let step = currentStep, case .message = step.kind, step.via == .data else {
+        guard let step = currentStep, case .message(let expected) = step.kind, expected.via == .data else {
             return strayMessage(message, description: "a message via DATA (\(message.size) octets)", into: &actions)
         }
-        return playMessage(step, message, into: &actions)
+        return playMessage(step, expected: expected, message, into: &actions)
     }
 
     mutating func receivedChunk(_ chunk: SMTPServerDialogue.Chunk, into actions: inout [Action]) -> Int? {
         let command = String(decoding: SMTPLine.content(chunk.command.bytes), as: UTF8.self)
-        guard let step = currentStep, case .message = step.kind, step.via == .bdat else {
+        guard let step = currentStep, case .message(let expected) = step.kind, expected.via == .bdat else {
             if let message = chunk.message {
                 return strayMessage(message, description: "a message via BDAT (\(message.size) octets)", into: &actions)
             }
@@ -300,17 +315,17 @@ public struct SessionPlayer: Sendable {
         }
         guard let message = chunk.message else {
             // A chunk before the last: its recorded reply, or a plain 250.
-            let reply = chunkIndex < step.chunkReplies.count ? step.chunkReplies[chunkIndex].bytes : Array("250 2.0.0 OK\r\n".utf8)
+            let reply = chunkIndex < expected.chunkReplies.count ? expected.chunkReplies[chunkIndex].bytes : Array("250 2.0.0 OK\r\n".utf8)
             chunkIndex += 1
             results[index].attempts.append(command)
             actions.append(.send(reply))
             return Scenario.Reply(bytes: reply).code
         }
         chunkIndex = 0
-        return playMessage(step, message, into: &actions)
+        return playMessage(step, expected: expected, message, into: &actions)
     }
 
-    mutating func playMessage(_ step: Scenario.Step, _ message: SMTPServerDialogue.Message, into actions: inout [Action]) -> Int? {
+    mutating func playMessage(_ step: Scenario.Step, expected: Scenario.Message, _ message: SMTPServerDialogue.Message, into actions: inout [Action]) -> Int? {
         let actual = "message (\(message.transfer == .data ? "DATA" : "BDAT"), \(message.size) octets)"
         if message.tooLarge {
             results[index].attempts.append(actual)
@@ -322,15 +337,15 @@ public struct SessionPlayer: Sendable {
             keep(message, code: code)
             return code
         }
-        if matchers[index].accepts(message: message.content) {
+        if compiled.accepts(message: message.content, step: index) {
             let code = play(step, actual: actual, into: &actions)
             keep(message, code: code)
             return code
         }
-        if message.transfer == .data, matchers[index].accepts(message: message.wire) {
+        if message.transfer == .data, compiled.accepts(message: message.wire, step: index) {
             note("the message differs from the script only in dot-stuffing: lines that begin with '.' were not doubled (RFC 5321 4.5.2)")
         }
-        let difference = Self.firstDifference(expected: step.client, actual: message.content, exact: step.compareExactly)
+        let difference = Self.firstDifference(expected: expected.content, actual: message.content, exact: expected.match != .normalized)
         if options.lenient {
             note("the message at step \(index + 1) differs from the script (\(difference)); it got the scripted reply")
             let code = play(step, actual: actual, into: &actions)
@@ -399,6 +414,13 @@ public struct SessionPlayer: Sendable {
         case .drop?:
             end(with: .close, into: &actions)
             return nil
+        case .reset?:
+            end(with: .reset, into: &actions)
+            return nil
+        case .stall?:
+            // Read on and answer nothing, until the client gives up or the idle timeout.
+            phase = .stalled
+            return nil
         case .partial?:
             var bytes = step.reply?.bytes ?? []
             if bytes.last == 0x0A { bytes.removeLast() }
@@ -434,8 +456,14 @@ public struct SessionPlayer: Sendable {
         }
     }
 
+    /// What to wait before a step's reply: its `delay` always, its `recorded-delay` with
+    /// `--timing recorded` (divided by `--speed`).
     func delay(of step: Scenario.Step) -> Double {
-        step.delay ?? 0
+        wait(step.delay, recorded: step.recordedDelay)
+    }
+
+    func wait(_ delay: Double?, recorded: Double?) -> Double {
+        (delay ?? 0) + (options.recordedTiming ? (recorded ?? 0) / options.speed : 0)
     }
 
     mutating func end(with action: Action, into actions: inout [Action]) {
@@ -509,16 +537,16 @@ public struct SessionPlayer: Sendable {
     /// one of the same verb nearest by edit distance, else the nearest of all.
     func closest(to line: [UInt8], verb: SMTPVerb?) -> Verdict.Closest? {
         guard !line.isEmpty else { return nil }
-        let candidates = session.steps.indices.filter { $0 != index && session.steps[$0].kind != .unsolicited }
-        if let match = candidates.first(where: { matchers[$0].accepts(line: line, auth: session.steps[$0].kind == .auth) }) {
-            return Verdict.Closest(step: match + 1, expected: Self.expected(session.steps[match]))
+        let steps = session.steps
+        let candidates = steps.indices.filter { $0 != index && steps[$0].clientLine != nil }
+        if let match = candidates.first(where: { accepts(line: line, auth: verb == nil, step: $0) }) {
+            return Verdict.Closest(step: match + 1, expected: Self.expected(steps[match]))
         }
-        let sameVerb = candidates.filter { verb != nil && session.steps[$0].verb == verb }
-        let pool = sameVerb.isEmpty ? candidates.filter { session.steps[$0].kind == .command } : sameVerb
+        let sameVerb = candidates.filter { verb != nil && steps[$0].verb == verb }
+        let pool = sameVerb.isEmpty ? candidates.filter { steps[$0].verb != nil } : sameVerb
         let content = SMTPLine.content(line)
-        guard let best = pool.min(by: {
-            EditDistance.between(SMTPLine.content(session.steps[$0].client), content) < EditDistance.between(SMTPLine.content(session.steps[$1].client), content)
-        }) else { return nil }
+        func distance(_ step: Int) -> Int { EditDistance.between(steps[step].clientLine?.content ?? [], content) }
+        guard let best = pool.min(by: { distance($0) < distance($1) }) else { return nil }
         return Verdict.Closest(step: best + 1, expected: Self.expected(session.steps[best]))
     }
 
@@ -594,10 +622,10 @@ public struct SessionPlayer: Sendable {
     /// What a step expects, as the scenario writes it.
     static func expected(_ step: Scenario.Step) -> String {
         switch step.kind {
-        case .command, .auth:
-            return step.pattern ?? text(SMTPLine.content(step.client))
-        case .message:
-            return "message (\(step.via == .data ? "DATA" : "BDAT"), \(step.client.count) octets)"
+        case .command(let line), .auth(let line):
+            return line.pattern ?? text(line.content)
+        case .message(let message):
+            return "message (\(message.via == .data ? "DATA" : "BDAT"), \(message.content.count) octets)"
         case .unsolicited:
             return "(the server speaks first: \(text(SMTPLine.content(step.reply?.bytes ?? []))))"
         }
@@ -640,24 +668,3 @@ public struct SessionPlayer: Sendable {
     }
 }
 
-/// A step's expectations, with its pattern compiled once.
-struct StepMatcher: Sendable {
-    let step: Scenario.Step
-
-    init(_ step: Scenario.Step) {
-        self.step = step
-    }
-
-    func accepts(line: [UInt8], auth: Bool) -> Bool {
-        switch step.kind {
-        case .command: return !auth && step.accepts(line: line)
-        case .auth: return auth && step.accepts(line: line)
-        case .message, .unsolicited: return false
-        }
-    }
-
-    func accepts(message: [UInt8]) -> Bool {
-        guard case .message = step.kind else { return false }
-        return step.accepts(message: message)
-    }
-}
