@@ -14,27 +14,52 @@ public enum ScenarioPlayback {
         public var time: Double
     }
 
-    /// The bytes of one session, in order: greeting, then each step's client part and reply.
-    /// A server's waits count both as written (`delay`) and as recorded (`recorded-delay`): a
-    /// transcript shows the session as it went.
+    /// The bytes of one session, in order: the client's part of each step, and what the server
+    /// does about it as ``SessionPlayer`` plays it (the same player the replay server runs, so
+    /// replies, delays, faults, BDAT chunk replies and TLS are decided in one place). A server's
+    /// waits count both as written (`delay`) and as recorded (`recorded-delay`): a transcript
+    /// shows the session as it went.
     public static func writes(_ session: Scenario.Session) -> [Write] {
         var writes: [Write] = []
-        var clock = (session.greetingDelay ?? 0) + (session.recordedGreetingDelay ?? 0)
-        writes.append(Write(side: .server, bytes: session.greeting.bytes, time: clock))
-        for step in session.steps {
+        var clock = 0.0
+        guard let compiled = try? CompiledSession(session) else {
+            // `check` rejects a pattern that does not compile; such a session shows its greeting only.
+            return [Write(side: .server, bytes: session.greeting.bytes, time: 0)]
+        }
+        var player = SessionPlayer(session: compiled, scenarioName: "", options: .init(recordedTiming: true))
+        player.followsScript = true
+        func apply(_ actions: [SessionPlayer.Action]) {
+            for action in actions {
+                switch action {
+                case .pause(let seconds): clock += seconds
+                case .send(let bytes): writes.append(Write(side: .server, bytes: bytes, time: clock))
+                case .startTLS: player.tlsStarted()
+                case .close, .reset: break
+                }
+            }
+        }
+        func client(_ bytes: [UInt8], shown: [UInt8]? = nil) {
+            writes.append(Write(side: .client, bytes: shown ?? bytes, time: clock))
+            apply(player.receive(bytes))
+        }
+        apply(player.start())
+        for step in session.steps where !player.isFinished {
             switch step.kind {
             case .unsolicited:
-                break
+                break  // the player sends it on its own
             case .command(let line), .auth(let line):
-                writes.append(Write(side: .client, bytes: line.bytes, time: clock))
+                client(line.bytes)
             case .message(let message) where message.via == .data:
-                var wire = DotStuffing.stuff(message.content, keepingBareLF: true)
+                let wire = DotStuffing.stuff(message.content, keepingBareLF: true)
                 if step.fault == .drop || step.fault == .reset {
-                    // The server closes once the content is in, before the `.` line.
-                    wire.removeLast(3)
-                    if message.content.last != 0x0A, !message.content.isEmpty { wire.removeLast(2) }
+                    // Shown as the server closing once the content is in, before the `.` line.
+                    var shown = wire
+                    shown.removeLast(3)
+                    if message.content.last != 0x0A, !message.content.isEmpty { shown.removeLast(2) }
+                    client(wire, shown: shown)
+                } else {
+                    client(wire)
                 }
-                writes.append(Write(side: .client, bytes: wire, time: clock))
             case .message(let message):
                 // BDAT: the recorded chunk sizes if they still fit the content, else one chunk.
                 let content = message.content
@@ -44,21 +69,9 @@ public enum ScenarioPlayback {
                 var offset = 0
                 for (index, size) in sizes.enumerated() {
                     let last = index == sizes.count - 1
-                    writes.append(Write(side: .client, bytes: Array("BDAT \(size)\(last ? " LAST" : "")\r\n".utf8) + content[offset..<(offset + size)], time: clock))
+                    client(SMTPCommand.bdat(size: size, last: last).encoded + content[offset..<(offset + size)])
                     offset += size
-                    if !last {
-                        let reply = index < message.chunkReplies.count ? message.chunkReplies[index] : "250 2.0.0 OK"
-                        writes.append(Write(side: .server, bytes: reply.bytes, time: clock))
-                    }
                 }
-            }
-            clock += (step.delay ?? 0) + (step.recordedDelay ?? 0)
-            if var reply = step.reply?.bytes {
-                if step.fault == .partial, reply.last == 0x0A {
-                    reply.removeLast()
-                    if reply.last == 0x0D { reply.removeLast() }
-                }
-                writes.append(Write(side: .server, bytes: reply, time: clock))
             }
         }
         return writes

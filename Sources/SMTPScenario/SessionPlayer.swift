@@ -87,6 +87,9 @@ public struct SessionPlayer: Sendable {
     /// BDAT chunks of the current message step seen so far.
     var chunkIndex = 0
     var droppedAfterSTARTTLS = 0
+    /// The client is the script itself (``ScenarioPlayback``): every line is the current step's,
+    /// even one that does not match its own regular expression.
+    var followsScript = false
 
     public init(session: CompiledSession, scenarioName: String, scenarioSession: Int = 1, options: Options = Options()) {
         self.compiled = session
@@ -232,7 +235,7 @@ public struct SessionPlayer: Sendable {
         case .command(let line), .authResponse(let line):
             observe(line)
             if case .command = event { track(line) }
-            if let step = currentStep, accepts(line: line.bytes, auth: isAuth(event), step: index) {
+            if let step = currentStep, followsScript || accepts(line: line.bytes, auth: isAuth(event), step: index) {
                 return play(step, actual: display(line, auth: isAuth(event)), into: &actions)
             }
             return stray(line: line, auth: isAuth(event), into: &actions)
@@ -337,7 +340,7 @@ public struct SessionPlayer: Sendable {
             keep(message, code: code)
             return code
         }
-        if compiled.accepts(message: message.content, step: index) {
+        if followsScript || compiled.accepts(message: message.content, step: index) {
             let code = play(step, actual: actual, into: &actions)
             keep(message, code: code)
             return code
