@@ -94,7 +94,11 @@ public final class ReplaySessionHandler: ChannelInboundHandler, RemovableChannel
     }
 
     public func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        connection.failed("the connection failed: \(error)")
+        // After the session's end (a client that closes TLS without close_notify, say), an error
+        // says nothing about how the client kept to the script.
+        if !connection.isFinished {
+            connection.failed("the connection failed: \(error)")
+        }
         context.close(promise: nil)
     }
 

@@ -550,6 +550,8 @@ public struct SessionPlayer: Sendable {
         let content = SMTPLine.content(line)
         func distance(_ step: Int) -> Int { EditDistance.between(steps[step].clientLine?.content ?? [], content) }
         guard let best = pool.min(by: { distance($0) < distance($1) }) else { return nil }
+        // A step of another verb is only near when most of the line is the same.
+        if sameVerb.isEmpty, distance(best) * 2 > max(content.count, steps[best].clientLine?.content.count ?? 0) { return nil }
         return Verdict.Closest(step: best + 1, expected: Self.expected(session.steps[best]))
     }
 
