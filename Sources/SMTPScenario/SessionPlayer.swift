@@ -474,12 +474,12 @@ public struct SessionPlayer: Sendable {
         actions.append(action)
     }
 
+    /// The extensions an EHLO reply the server sent advertises.
     mutating func advertise(_ reply: Scenario.Reply) {
-        advertised = []
-        let text = String(decoding: reply.bytes, as: UTF8.self)
-        for line in text.split(whereSeparator: { $0 == "\r" || $0 == "\n" }).dropFirst() where line.count > 4 {
-            if let keyword = line.dropFirst(4).split(separator: " ").first { advertised.insert(keyword.uppercased()) }
+        let lines = reply.bytes.split(separator: 0x0A).map { line in
+            Array(line).withUnsafeBytes { SMTPReplyLine(line: SMTPLine.content($0)) }
         }
+        advertised = Set(EHLOCapabilities(reply: SMTPReply(lines: lines))?.capabilities.map { $0.keyword.uppercased() } ?? [])
     }
 
     // MARK: Lines the script does not expect
