@@ -1,6 +1,11 @@
 // swift-tools-version: 6.0
 import PackageDescription
 
+/// SMTPTAPE_CORE_ONLY=1 leaves out the networking targets (replay, NIO, NIOSSL): the build that
+/// scripts/test-asan.sh sanitizes stays small. The smtptape executable then has no `replay`.
+let coreOnly = Context.environment["SMTPTAPE_CORE_ONLY"] != nil
+let networkTargets: Set<String> = ["SMTPNIO", "SMTPReplay", "SMTPTapeTesting", "SMTPReplayTests"]
+
 let package = Package(
     name: "smtptape",
     platforms: [.macOS(.v13)],
@@ -86,7 +91,7 @@ let package = Package(
         .executableTarget(
             name: "smtptape",
             dependencies: [
-                "SMTPCore", "SMTPFiles", "SMTPCapture", "SMTPTranscript", "SMTPScenario", "SMTPReplay",
+                "SMTPCore", "SMTPFiles", "SMTPCapture", "SMTPTranscript", "SMTPScenario",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -102,3 +107,10 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+if coreOnly {
+    package.targets.removeAll { networkTargets.contains($0.name) }
+    package.products.removeAll { $0.name == "SMTPTapeTesting" }
+} else if let cli = package.targets.first(where: { $0.name == "smtptape" }) {
+    cli.dependencies.append("SMTPReplay")
+}

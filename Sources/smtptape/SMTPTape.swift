@@ -11,6 +11,17 @@ struct SMTPTape: AsyncParsableCommand {
             64 wrong arguments.
             """,
         version: "0.1.0",
-        subcommands: [Transcript.self, Messages.self, Extract.self, Check.self, Format.self, Replay.self]
+        subcommands: SMTPTape.subcommands
     )
+}
+
+extension SMTPTape {
+    /// Without the networking targets (SMTPTAPE_CORE_ONLY, see Package.swift) there is no `replay`.
+    static var subcommands: [any ParsableCommand.Type] {
+        var commands: [any ParsableCommand.Type] = [Transcript.self, Messages.self, Extract.self, Check.self, Format.self]
+        #if canImport(SMTPReplay)
+        commands.append(Replay.self)
+        #endif
+        return commands
+    }
 }

@@ -1,3 +1,4 @@
+#if canImport(SMTPReplay)
 import ArgumentParser
 import Dispatch
 import Foundation
@@ -291,3 +292,4 @@ final class VerdictSink: @unchecked Sendable {
         return !problems.isEmpty
     }
 }
+#endif
