@@ -4,7 +4,7 @@ import PackageDescription
 /// SMTPTAPE_CORE_ONLY=1 leaves out the networking targets (replay, NIO, NIOSSL): the build that
 /// scripts/test-asan.sh sanitizes stays small. The smtptape executable then has no `replay`.
 let coreOnly = Context.environment["SMTPTAPE_CORE_ONLY"] != nil
-let networkTargets: Set<String> = ["SMTPNIO", "SMTPReplay", "SMTPTapeTesting", "SMTPReplayTests"]
+let networkTargets: Set<String> = ["SMTPNIO", "SMTPReplay", "SMTPTapeTesting", "SMTPProxy", "SMTPReplayTests"]
 
 let package = Package(
     name: "smtptape",
@@ -85,6 +85,16 @@ let package = Package(
             .product(name: "SwiftASN1", package: "swift-asn1"),
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
+        // The recording proxy: relays client connections to a real server (STARTTLS intercepted,
+        // implicit TLS on either leg) and records each session with the capture's recorder.
+        .target(name: "SMTPProxy", dependencies: [
+            "SMTPCore", "SMTPScenario", "SMTPTranscript", "SMTPReplay",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "NIOExtras", package: "swift-nio-extras"),
+        ]),
         // For users' Swift tests: a replay server in-process on port 0, closure-scoped, with the
         // verdict to assert on. No libpcap.
         .target(name: "SMTPTapeTesting", dependencies: ["SMTPReplay", "SMTPScenario", "SMTPCore"]),
@@ -112,5 +122,5 @@ if coreOnly {
     package.targets.removeAll { networkTargets.contains($0.name) }
     package.products.removeAll { $0.name == "SMTPTapeTesting" }
 } else if let cli = package.targets.first(where: { $0.name == "smtptape" }) {
-    cli.dependencies.append("SMTPReplay")
+    cli.dependencies += ["SMTPReplay", "SMTPProxy"]
 }

@@ -134,6 +134,10 @@ public struct SMTPDialogue {
         if expectGreeting { pending.append(Pending(context: .greeting)) }
     }
 
+    /// The client sent STARTTLS and no reply to it came yet: what the client sends now must wait
+    /// for the reply (a proxy holds it back: RFC 3207 4.2).
+    public var awaitsTLSReply: Bool { clientMode == .awaitingTLSReply }
+
     /// Whether both directions are encrypted (nothing more will be parsed).
     public var isEncrypted: Bool { clientMode == .encrypted && serverEncrypted }
 

@@ -1,5 +1,11 @@
 import SystemPackage
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// The folder given with `-o`: created if missing, and the only place files are written.
 ///
 /// Files are written as sessions end, but into a hidden staging folder inside it, created afresh
@@ -119,6 +125,35 @@ public final class OutputFolder {
         return moved
     }
 
+    /// Moves the staged files `names` into the folder now, each one whole (for a long-running
+    /// writer, such as a recording proxy, that must not lose finished files if it is killed).
+    /// Without replacing, a file whose name exists is not moved, and ``Conflict`` names it.
+    @discardableResult
+    public func publish(_ published: [String]) throws -> [String] {
+        var moved: [String] = []
+        var existing: [String] = []
+        for name in published {
+            guard let index = names.firstIndex(of: name) else { continue }
+            names.remove(at: index)
+            let staged = staging + "/" + name, target = path + "/" + name
+            if replaceExisting {
+                if let code = Platform.rename(staged, target) {
+                    Platform.removeFile(staged)
+                    throw FileError(path: target, message: "cannot move into place: \(Platform.errorText(code))")
+                }
+            } else if let code = Platform.linkNoReplace(staged, target) {
+                Platform.removeFile(staged)
+                if code == EEXIST { existing.append(target); continue }
+                throw FileError(path: target, message: "cannot move into place: \(Platform.errorText(code))")
+            } else {
+                Platform.removeFile(staged)
+            }
+            moved.append(target)
+        }
+        if !existing.isEmpty { throw Conflict(existing: existing) }
+        return moved
+    }
+
     /// Removes everything staged; the folder is left as it was (apart from folders created for it).
     public func discard() {
         for name in Platform.names(in: staging) { Platform.removeFile(staging + "/" + name) }
@@ -146,6 +181,9 @@ public final class OutputFile {
     public let path: String
     public private(set) var size = 0
     var closed = false
+
+    /// The open file descriptor (for a writer that buffers on its own, like a transcript).
+    public var rawDescriptor: Int32 { descriptor.rawValue }
 
     init(descriptor: FileDescriptor, path: String) {
         self.descriptor = descriptor

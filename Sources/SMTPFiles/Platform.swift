@@ -52,6 +52,12 @@ enum Platform {
         posixRename(from, to) == 0 ? nil : errno
     }
 
+    /// Gives `from` the name `to` as well, failing (EEXIST) when `to` exists: a move that never
+    /// replaces, once `from` is removed.
+    static func linkNoReplace(_ from: String, _ to: String) -> Int32? {
+        link(from, to) == 0 ? nil : errno
+    }
+
     static func removeFile(_ path: String) { unlink(path) }
     static func removeDirectory(_ path: String) { rmdir(path) }
 

@@ -100,7 +100,8 @@ public struct ReplayCertificate: Sendable {
     }
 
     /// The server-side TLS context (STARTTLS and implicit TLS share it).
-    func serverContext(keyLog: KeyLogFile?) throws -> NIOSSLContext {
+    /// The server-side TLS context, writing its secrets to `keyLog`.
+    public func serverContext(keyLog: KeyLogFile?) throws -> NIOSSLContext {
         var configuration = TLSConfiguration.makeServerConfiguration(
             certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
         configuration.minimumTLSVersion = .tlsv12
@@ -126,7 +127,7 @@ public final class KeyLogFile: Sendable {
     }
 
     /// NIOSSL calls this from each connection's event loop: writes are serialised.
-    var callback: NIOSSLKeyLogCallback {
+    public var callback: NIOSSLKeyLogCallback {
         { [handle] line in
             handle.withLockedValue { $0.write(Data(line.readableBytesView)) }
         }

@@ -10,9 +10,22 @@ public final class ByteOutput {
     /// Set when a write failed (e.g. a closed pipe); further output is dropped.
     public private(set) var failed = false
 
+    /// Bytes kept in memory instead of written, for an output that collects (``collecting()``).
+    public private(set) var collected: [UInt8] = []
+    let collects: Bool
+
     public init(descriptor: Int32 = 1) {
         self.descriptor = descriptor
+        collects = false
     }
+
+    init(collecting: Void) {
+        descriptor = -1
+        collects = true
+    }
+
+    /// An output that keeps what is written in ``collected`` (one session's transcript, say).
+    public static func collecting() -> ByteOutput { ByteOutput(collecting: ()) }
 
     deinit { flush() }
 
@@ -33,7 +46,11 @@ public final class ByteOutput {
 
     public func flush() {
         guard !buffer.isEmpty else { return }
-        if !failed, !StandardStream.write(buffer.bytes, to: descriptor) { failed = true }
+        if collects {
+            collected.append(contentsOf: buffer.bytes)
+        } else if !failed, !StandardStream.write(buffer.bytes, to: descriptor) {
+            failed = true
+        }
         buffer.removeAll()
     }
 }

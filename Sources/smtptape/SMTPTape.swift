@@ -22,6 +22,9 @@ extension SMTPTape {
         #if canImport(SMTPReplay)
         commands.append(Replay.self)
         #endif
+        #if canImport(SMTPProxy)
+        commands.append(Record.self)
+        #endif
         return commands
     }
 }
