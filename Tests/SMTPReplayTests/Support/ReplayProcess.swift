@@ -14,14 +14,14 @@ final class ReplayProcess: @unchecked Sendable {
     private(set) var address = ""
     var port: Int { Int(address.split(separator: ":").last ?? "") ?? 0 }
 
-    /// Starts `smtptape replay ARGUMENTS` and waits (up to 10 s) for the address line; `nil`
-    /// when the process ended first (then ``finish()`` tells why).
-    init(_ arguments: [String]) throws {
+    /// Starts `smtptape COMMAND ARGUMENTS` (`replay` by default) and waits (up to 10 s) for the
+    /// address line; it stays empty when the process ended first (``finish()`` tells why).
+    init(_ arguments: [String], command: String = "replay") throws {
         try #require(FileManager.default.isExecutableFile(atPath: Self.executable.path), "build the smtptape product first (swift build --build-tests)")
         stderrFile = FileManager.default.temporaryDirectory.appendingPathComponent("replay-\(UUID().uuidString).err")
         FileManager.default.createFile(atPath: stderrFile.path, contents: nil)
         process.executableURL = Self.executable
-        process.arguments = ["replay"] + arguments
+        process.arguments = [command] + arguments
         process.standardOutput = stdout
         process.standardError = try FileHandle(forWritingTo: stderrFile)
         try process.run()
