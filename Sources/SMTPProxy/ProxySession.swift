@@ -201,6 +201,10 @@ final class ProxySession {
             if !closed.contains(.client) {
                 // The server went away without its last word: the client hears it from the proxy.
                 if let code = dialogue.summary.lastReplyCode, code == 221 || code == 421 {} else if upstream != nil {
+                    if problem == nil {
+                        let how = reason == .reset(by: .server) ? "reset the connection" : "closed the connection"
+                        problem = "the server \(how) before its last word; the client got the proxy's 421"
+                    }
                     proxyReply("421 4.4.2 smtptape: the connection to the server was lost\r\n")
                 }
                 client.close(promise: nil)
@@ -210,6 +214,14 @@ final class ProxySession {
             if upstream == nil { closed.insert(.server) }
         }
         if closed.count == 2 { finish() }
+    }
+
+    /// The proxy is stopping: the session ends here, as far as it went.
+    func interrupt() {
+        if reason == nil { reason = .captureEnded }
+        if problem == nil { problem = "the recording stopped (SIGINT or SIGTERM) with the connection open" }
+        client.close(promise: nil)
+        upstream?.close(promise: nil)
     }
 
     func legFailed(_ side: Side, _ error: any Error) {
@@ -234,9 +246,18 @@ final class ProxySession {
         if droppedAfterSTARTTLS > 0 {
             ending += "; \(droppedAfterSTARTTLS) bytes the client sent after STARTTLS before TLS were dropped, never forwarded"
         }
-        guard let scenario else {
+        guard var scenario else {
             promise.fail(ChannelError.ioOnClosedChannel)
             return
+        }
+        // What went wrong is said in the scenario too, beside what the recorder found.
+        var said: [String] = []
+        if let problem { said.append(problem) }
+        if case .reset(let side) = reason { said.append("the connection was reset by the \(side == .client ? "client" : "server")") }
+        if droppedAfterSTARTTLS > 0 { said.append("\(droppedAfterSTARTTLS) bytes the client sent after STARTTLS, before TLS, were dropped and never forwarded") }
+        if !said.isEmpty, !scenario.sessions.isEmpty {
+            let before = scenario.sessions[0].incomplete
+            scenario.sessions[0].incomplete = ([before].compactMap { $0 } + said).joined(separator: "; ")
         }
         promise.succeed(RecordedSession(number: number, info: info, scenario: scenario, transcript: transcript?.collected, ending: ending))
     }
@@ -278,6 +299,14 @@ final class ProxyLegHandler: ChannelDuplexHandler {
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         session.legFailed(side, error)
         context.close(promise: nil)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is RecordProxy.Interrupt {
+            session.interrupt()
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {

@@ -190,8 +190,11 @@ public final class RecordProxy: Sendable {
             return (state.listener, Array(state.open.values))
         }
         listener?.close(promise: nil)
-        for channel in open { channel.close(promise: nil) }
+        for channel in open { channel.pipeline.fireUserInboundEventTriggered(Interrupt()) }
     }
+
+    /// Tells a session that the proxy is stopping: it is cut short and written.
+    struct Interrupt: Sendable {}
 
     func bind() async throws -> NIOAsyncChannel<EventLoopFuture<RecordedSession>?, Never> {
         let configuration = self.configuration

@@ -97,4 +97,107 @@ struct RecordTests {
             for form in forms { #expect(!text.contains(form), "\(name) holds \(form)") }
         }
     }
+
+    /// Runs the proxy to `upstream` for one session driven by `client` (a Python script given the
+    /// proxy's port); returns the proxy's ending, the client's output and the scenario written.
+    static func recordOne(upstream: Int, client script: String, interrupt: Bool = false) throws -> (ReplayProcess.Ending, Tools.Result, String) {
+        let dir = try folder()
+        let proxy = try ReplayProcess(["--upstream", "127.0.0.1:\(upstream)", "-o", dir, "--listen", "127.0.0.1:0", "--sessions", "1"], command: "record")
+        var client = Tools.Result(status: -1, stdout: "", stderr: "")
+        if interrupt {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            process.arguments = ["python3", "-c", script, String(proxy.port)]
+            let out = Pipe()
+            process.standardOutput = out
+            try process.run()
+            let ready = String(decoding: out.fileHandleForReading.readData(ofLength: 6), as: UTF8.self)
+            #expect(ready == "ready\n")
+            proxy.signal(SIGINT)
+            process.waitUntilExit()
+            client.stdout = ready + String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            client.status = process.terminationStatus
+        } else {
+            client = try Tools.run(["python3", "-c", script, String(proxy.port)])
+        }
+        let end = proxy.finish()
+        let scenario = try #require(try files(dir, ".yaml").first, "no scenario written: \(end.stderr)")
+        #expect(try Tools.run([ReplayProcess.executable.path, "check", scenario]).status == 0, "check rejects \(scenario)")
+        return (end, client, try String(contentsOfFile: scenario, encoding: .utf8))
+    }
+
+    @Test("the server refuses the connection: the client gets the proxy's 421, and the scenario says why")
+    func upstreamRefuses() throws {
+        let port = try PythonServer.freePort()
+        let (end, client, yaml) = try Self.recordOne(upstream: port, client: """
+            import socket, sys
+            s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+            print(s.makefile("rb").readline().decode().strip())
+            """)
+        #expect(end.status == 0)
+        #expect(client.stdout.hasPrefix("421 4.4.1 smtptape: the server 127.0.0.1:\(port) cannot be reached"), "\(client.stdout)")
+        #expect(yaml.contains("greeting: '421 4.4.1 smtptape: the server 127.0.0.1:\(port) cannot be reached'"), "\(yaml)")
+        #expect(yaml.contains("could not be reached"))
+    }
+
+    @Test("the server resets the connection during DATA: the client gets the proxy's 421, the scenario keeps what was answered")
+    func upstreamResetsInData() throws {
+        let upstream = try PythonServer(PythonServer.resetInData)
+        defer { upstream.stop() }
+        let (_, client, yaml) = try Self.recordOne(upstream: upstream.port, client: """
+            import smtplib, sys
+            try:
+                with smtplib.SMTP("127.0.0.1", int(sys.argv[1]), timeout=10) as c:
+                    c.sendmail("a@example.com", ["b@example.net"], "Subject: x\\r\\n\\r\\n" + "line\\r\\n" * 2000)
+            except smtplib.SMTPResponseException as e:
+                print(e.smtp_code, e.smtp_error.decode())
+            except smtplib.SMTPServerDisconnected as e:
+                print("disconnected")
+            """)
+        #expect(client.stdout.hasPrefix("421 4.4.2 smtptape: the connection to the server was lost") || client.stdout == "disconnected\n", "\(client.stdout)")
+        #expect(yaml.contains("the connection before its last word; the client got the proxy's 421"), "\(yaml)")
+        #expect(yaml.contains("reply: 354 go ahead"))
+    }
+
+    @Test("the client vanishes during DATA: the scenario keeps what was answered and says the message was cut short")
+    func clientVanishesInData() throws {
+        let upstream = try PythonServer(PythonServer.plainAiosmtpd)
+        defer { upstream.stop() }
+        let (_, _, yaml) = try Self.recordOne(upstream: upstream.port, client: """
+            import socket, sys
+            s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+            f = s.makefile("rb")
+            def reply():
+                while True:
+                    line = f.readline()
+                    if line[3:4] != b"-": return line
+            reply()
+            for line in [b"EHLO me", b"MAIL FROM:<a@example.com>", b"RCPT TO:<b@example.net>", b"DATA"]:
+                s.sendall(line + b"\\r\\n"); reply()
+            s.sendall(b"Subject: half\\r\\n\\r\\nand then noth")
+            s.close()
+            """)
+        #expect(yaml.contains("client: DATA") && yaml.contains("reply: 354"), "\(yaml)")
+        #expect(yaml.contains("incomplete:"), "\(yaml)")
+    }
+
+    @Test("SIGINT with a session open: the session is written, cut short, and says so")
+    func interrupted() throws {
+        let upstream = try PythonServer(PythonServer.plainAiosmtpd)
+        defer { upstream.stop() }
+        let (end, client, yaml) = try Self.recordOne(upstream: upstream.port, client: """
+            import socket, sys
+            s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+            f = s.makefile("rb")
+            f.readline()
+            s.sendall(b"EHLO me\\r\\n")
+            while f.readline()[3:4] == b"-": pass
+            print("ready", flush=True)
+            print(f.readline().decode().strip() or "closed")
+            """, interrupt: true)
+        #expect(end.status == 0)
+        #expect(client.stdout == "ready\nclosed\n")
+        #expect(yaml.contains("the recording stopped (SIGINT or SIGTERM) with the connection open"), "\(yaml)")
+        #expect(yaml.contains("client: EHLO me"))
+    }
 }

@@ -28,7 +28,8 @@ final class PythonServer: @unchecked Sendable {
     func stop() {
         if process.isRunning {
             try? input.fileHandleForWriting.close()
-            process.terminate()
+            // SIGKILL: a child started from a test thread may have SIGTERM blocked.
+            kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
         }
     }
@@ -72,6 +73,20 @@ final class PythonServer: @unchecked Sendable {
         controller.stop()
         """
 
+    /// aiosmtpd without TLS or AUTH, accepting every message.
+    static let plainAiosmtpd = """
+        import sys
+        from aiosmtpd.controller import Controller
+        class Handler:
+            async def handle_DATA(self, server, session, envelope):
+                return "250 2.0.0 Ok: queued"
+        controller = Controller(Handler(), hostname="127.0.0.1", port=int(sys.argv[1]), server_hostname="mx.example.test")
+        controller.start()
+        print("ready", flush=True)
+        sys.stdin.read()
+        controller.stop()
+        """
+
     /// A server that answers until DATA's content starts, then resets the connection.
     static let resetInData = """
         import socket, struct, sys
@@ -89,7 +104,7 @@ final class PythonServer: @unchecked Sendable {
                     s.sendall(b"354 go ahead\\r\\n")
                     f.readline()
                     s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                    s.close()
+                    f.close(); s.close()  # the socket closes only once its file object has
                     break
                 s.sendall(b"221 bye\\r\\n" if line.upper().startswith(b"QUIT") else b"250 ok\\r\\n")
         """
