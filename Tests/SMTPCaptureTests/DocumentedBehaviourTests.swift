@@ -518,6 +518,38 @@ import Darwin
         #expect(Self.lines(none.stderr).last == "smtptape: warning: --session 1: no such session (the input held no sessions)")
     }
 
+    // MARK: Inputs and output names
+
+    /// A scenario is told from a capture by its extension, or, whatever its name, by YAML that
+    /// starts (after blank lines and comments) with `version:` or `---`.
+    @Test(arguments: [
+        "version: 1\nname: x\n",
+        "# written by hand\n\nversion: 1\nname: x\n",
+        "---\nname: x\nversion: 1\n",
+    ])
+    func aScenarioWithoutItsExtensionIsToldByItsFirstKey(head: String) throws {
+        let dir = try Self.folder("kind")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = try Self.write(head + "sessions:\n- greeting: 220 hi\n  steps:\n  - client: NOOP\n    reply: 250 ok\n", "scenario.txt", in: dir)
+        let result = try cli.smtptape(["transcript", path])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.text.contains("  C: NOOP\n") && result.text.contains("  S: 250 ok\n"))
+    }
+
+    /// Files are named after the capture, letters, digits, '.', '-' and '_' only, never hidden:
+    /// a leading dot becomes '_'.
+    @Test(arguments: [(".hidden.pcap", "_hidden-session-1.yaml"), ("..x.pcap", "_.x-session-1.yaml"), ("a b.pcap", "a_b-session-1.yaml")])
+    func extractNamesAreNeverHidden(capture: String, written: String) throws {
+        let dir = try Self.folder("names")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = try Self.write(Self.plainSession().pcap, capture, in: dir)
+        let out = dir.appendingPathComponent("out")
+        let result = try cli.smtptape(["extract", path, "-o", out.path])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.text == out.appendingPathComponent(written).path + "\n")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: out.path) == [written])
+    }
+
     // MARK: Flags
 
     enum Flag: String, CaseIterable, CustomTestStringConvertible {
@@ -789,6 +821,39 @@ import Darwin
         #expect(text.contains("  S: 220 mx caf\u{E9} \\x01\\xFF\\x7F\n"))
     }
 
+    /// C1 controls (U+0080 to U+009F: terminals act on them) are escaped byte by byte; the next
+    /// character, U+00A0, is printable.
+    @Test func c1ControlsAreEscaped() throws {
+        let dir = try Self.folder("c1")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var c = Conversation()
+        c.handshake()
+        c.server(Array("220 mx ".utf8) + [0xC2, 0x80, 0x20, 0xC2, 0x9B, 0x20, 0xC2, 0x9F, 0x20, 0xC2, 0xA0, 0x0D, 0x0A])
+        c.close()
+        let text = try cli.smtptape(["transcript", try Self.write(c.pcap, "c1.pcap", in: dir)]).text
+        #expect(text.contains("  S: 220 mx \\xC2\\x80 \\xC2\\x9B \\xC2\\x9F \u{A0}\n"))
+    }
+
+    /// A message line cut by a gap is shown up to the gap; what follows the gap is not joined to it.
+    @Test func aMessageLineCutByAGapIsNotJoined() throws {
+        let dir = try Self.folder("cut-line")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var c = Conversation()
+        c.handshake()
+        c.server("220 mx ESMTP\r\n")
+        c.client("DATA\r\n")
+        c.server("354 go ahead\r\n")
+        c.client("Subject: x\r\n\r\nline one\r\nline t")
+        c.lostClient("wo\r\nline t")
+        c.client("hree\r\nline four\r\n.\r\n")
+        c.server("250 queued\r\n")
+        c.close()
+        let text = try cli.smtptape(["transcript", "--data", "full", try Self.write(c.pcap, "cut.pcap", in: dir)]).text
+        let lines = Self.lines(text).map { $0.count > 12 ? String($0.dropFirst(12)) : $0 }
+        let data = lines.filter { $0.hasPrefix("D: ") || $0.hasPrefix("C? ") || $0.hasPrefix("-- gap") }
+        #expect(data == ["D: Subject: x", "D: ", "D: line one", "D: line t", "-- gap: 10 client bytes missing from the capture", "C? hree", "D: line four"])
+    }
+
     /// Scenarios give TLS in the clear.
     @Test func decryptedTLSFromAScenario() throws {
         let scenario = Fixtures.root.appendingPathComponent("Scenarios/starttls-required.yaml").path
@@ -1012,6 +1077,24 @@ import Darwin
         let events = try json([path])
         #expect(events.count == expected.count)
         for (event, want) in zip(events, expected) { #expect(event == want) }
+    }
+
+    /// An enhanced status code belongs to a reply: a server line without a reply code has none,
+    /// whatever its text starts with.
+    @Test func jsonNoEnhancedCodeWithoutAReplyCode() throws {
+        let dir = try Self.folder("json-enhanced")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var c = Conversation()
+        c.handshake()
+        c.server("220 mx ESMTP\r\n")
+        c.server("2.0.0 not a reply\r\n")
+        c.client("NOOP\r\n")
+        c.server("250 2.0.0 Ok\r\n")
+        c.close()
+        let replies = try json([try Self.write(c.pcap, "enhanced.pcap", in: dir)]).filter { $0["type"] == "reply" }
+        #expect(replies.map { $0.keys.contains("enhanced_code") } == [false, false, true])
+        #expect(replies.last?["enhanced_code"] == "2.0.0")
+        #expect(replies.map { $0["code"] } == [220, .null, 250])
     }
 
     /// IPv6 endpoints are written `[ADDR]:PORT`.

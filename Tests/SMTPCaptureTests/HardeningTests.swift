@@ -200,6 +200,22 @@ import Testing
         #expect(attributes[.type] as? FileAttributeType == .typeRegular, "the link was replaced by the file")
     }
 
+    /// Without --force, anything already in the output folder under a name to be written (a
+    /// symbolic link too, dangling or not) is a conflict: nothing is written, and it stays.
+    @Test func aLinkInTheWayIsAConflictWithoutForce() throws {
+        let dir = folder("item5c")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let out = dir.appendingPathComponent("out")
+        try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
+        let link = out.appendingPathComponent("session-0001-message-01.eml")
+        try FileManager.default.createSymbolicLink(at: link, withDestinationURL: dir.appendingPathComponent("nowhere"))
+        let result = try cli.smtptape(["messages", Fixtures.capture("swaks-sink-plain"), "-o", out.path])
+        #expect(result.status == 2)
+        #expect(result.stderr.hasPrefix("smtptape: \(link.path) already exists"))
+        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: link.path) == dir.appendingPathComponent("nowhere").path)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: out.path) == ["session-0001-message-01.eml"])
+    }
+
     // MARK: 6. Pipes
 
     @Test func standardInputIsReadOnce() throws {

@@ -79,6 +79,79 @@ import Testing
         #expect(observer.commands(session: 1) == ["NOOP first", "NOOP second"])
     }
 
+    /// The segment that fills a hole overlaps bytes that arrived before it, out of order, and
+    /// carries other bytes for the overlap: the bytes that arrived first win.
+    @Test func anInOrderSegmentDoesNotOverwriteBytesThatArrivedFirst() throws {
+        var c = Conversation()
+        c.handshake()
+        c.server("220 mx ESMTP\r\n")
+        let start = c.clientSeq
+        // "NOOP\r\nHELO c\r\nQUIT\r\n": bytes 8..<20 first, then 0..<12 with "XXXX" for 8..<12.
+        c.pcap.segment(from: c.client, to: c.server, seq: start &+ 8, ack: c.serverSeq, payload: Array("LO c\r\nQUIT\r\n".utf8))
+        c.pcap.segment(from: c.client, to: c.server, seq: start, ack: c.serverSeq, payload: Array("NOOP\r\nHEXXXX".utf8))
+        c.clientSeq = start &+ 20
+        c.server("250 ok\r\n250 ok\r\n221 bye\r\n")
+        c.close()
+        let (observer, _) = try run(c)
+        #expect(String(decoding: observer.stream(session: 1, side: .client), as: UTF8.self) == "NOOP\r\nHELO c\r\nQUIT\r\n")
+        #expect(observer.gaps(session: 1).isEmpty)
+    }
+
+    /// Out-of-order data waits behind a hole up to 4 MiB or 65,536 segments; one more and the
+    /// hole is declared lost (a gap), so the segment that fills it, coming later, is too late.
+    /// The data is a BDAT chunk: `count` segments of `size` bytes after a hole of 1,000.
+    @Test(arguments: [
+        (size: 60_000, count: 69, gap: false),  // 4,140,000 bytes waiting
+        (size: 60_000, count: 70, gap: true),   // 4,200,000 > 4 MiB (4,194,304)
+        (size: 1, count: 65_536, gap: false),
+        (size: 1, count: 65_537, gap: true),
+    ])
+    func outOfOrderDataWaitsUpToItsLimits(size: Int, count: Int, gap: Bool) throws {
+        var c = Conversation()
+        c.handshake()
+        c.server("220 mx ESMTP\r\n")
+        let hole = [UInt8](repeating: 0x61, count: 1000)
+        c.client("BDAT \(hole.count + size * count) LAST\r\n")
+        let start = c.clientSeq
+        let piece = [UInt8](repeating: 0x62, count: size)
+        for index in 0..<count {
+            c.pcap.segment(from: c.client, to: c.server, seq: start &+ UInt32(hole.count + index * size), ack: c.serverSeq, payload: piece, advance: 1)
+        }
+        c.pcap.segment(from: c.client, to: c.server, seq: start, ack: c.serverSeq, payload: hole)
+        c.clientSeq = start &+ UInt32(hole.count + size * count)
+        c.server("250 ok\r\n")
+        c.close()
+        let (observer, _) = try run(c)
+        #expect(observer.gaps(session: 1).map { "\($0.0) \($0.1)" } == (gap ? ["client 1000"] : []))
+    }
+
+    /// A segment the snap length cut, at the very end of the capture (no reply, no FIN, no ACK
+    /// after it): its missing bytes are still a gap.
+    @Test func aSegmentCutAtTheEndOfTheCaptureLeavesAGap() throws {
+        var pcap = PcapBuilder()
+        pcap.snapLength = 14 + 20 + 20 + 10  // Ethernet + IPv4 + TCP + 10 payload bytes
+        var c = Conversation(pcap: pcap)
+        c.handshake()
+        c.server("220 mx\r\n")
+        c.client("MAIL FROM:<a@b>\r\n")  // 17 bytes: 7 cut
+        let (observer, _) = try run(c)
+        #expect(observer.gaps(session: 1).map { "\($0.0) \($0.1)" } == ["client 7"])
+    }
+
+    /// The server's reply acknowledges the client's FIN, which the capture missed: a sequence
+    /// number, not a byte of data, so no gap.
+    @Test func anAcknowledgedFINTheCaptureMissedIsNoGap() throws {
+        var c = Conversation()
+        c.handshake()
+        c.server("220 mx ESMTP\r\n")
+        c.client("QUIT\r\n")
+        c.clientSeq &+= 1  // the client closes at once; its FIN is not in the capture
+        c.server("221 bye\r\n")
+        let (observer, _) = try run(c)
+        #expect(observer.gaps(session: 1).isEmpty)
+        #expect(observer.replyLines(session: 1) == ["220 mx ESMTP", "221 bye"])
+    }
+
     @Test func sequenceNumbersWrapAround() throws {
         let pieces = Self.split(Self.command, at: [10, 20])
         // The client's ISN puts the MAIL command across 2^32.
@@ -154,6 +227,34 @@ import Testing
         #expect(observer.ended.first?.reason == .reset(by: .client))
     }
 
+    /// A reset connection still takes packets for twice the handshake's round trip, at least
+    /// 10 ms and at most 2 s: the server's reply stored `delay` microseconds after the client's
+    /// reset belongs to the session within that; after it, it starts a session of its own.
+    @Test(arguments: [
+        (roundTrip: Int64(100), delay: Int64(5_000), sameSession: true),  // 0.2 ms, raised to 10 ms
+        (roundTrip: 100, delay: 15_000, sameSession: false),
+        (roundTrip: 20_000, delay: 30_000, sameSession: true),             // 40 ms
+        (roundTrip: 20_000, delay: 50_000, sameSession: false),
+        (roundTrip: 3_000_000, delay: 1_500_000, sameSession: true),       // 6 s, cut to 2 s
+        (roundTrip: 3_000_000, delay: 2_500_000, sameSession: false),
+    ])
+    func aResetLingersTwiceTheRoundTripWithinBounds(roundTrip: Int64, delay: Int64, sameSession: Bool) throws {
+        var c = Conversation()
+        c.pcap.segment(from: c.client, to: c.server, seq: c.clientSeq, flags: PcapBuilder.syn)
+        c.pcap.segment(from: c.server, to: c.client, seq: c.serverSeq, ack: c.clientSeq &+ 1, flags: PcapBuilder.syn | PcapBuilder.ack, advance: roundTrip)
+        c.clientSeq &+= 1
+        c.serverSeq &+= 1
+        c.pcap.segment(from: c.client, to: c.server, seq: c.clientSeq, ack: c.serverSeq, flags: PcapBuilder.ack, advance: 1)
+        c.server("220 mx ESMTP\r\n")
+        c.client("QUIT\r\n")
+        c.pcap.segment(from: c.client, to: c.server, seq: c.clientSeq, ack: c.serverSeq, flags: PcapBuilder.rst | PcapBuilder.ack)
+        c.pcap.segment(from: c.server, to: c.client, seq: c.serverSeq, ack: c.clientSeq, payload: Array("221 bye\r\n".utf8), advance: delay)
+        let (observer, report) = try run(c)
+        #expect(report.sessions == (sameSession ? 1 : 2))
+        #expect(observer.replyLines(session: 1) == (sameSession ? ["220 mx ESMTP", "221 bye"] : ["220 mx ESMTP"]))
+        #expect(observer.ended.first?.reason == .reset(by: .client))
+    }
+
     @Test func sameAddressesAndPortsReusedMakeTwoSessions() throws {
         var first = Conversation(clientISN: 1000)
         first.handshake()
@@ -187,12 +288,45 @@ import Testing
         }
     }
 
-    @Test(arguments: [[UInt16(0x8100)], [0x88A8, 0x8100]])
+    @Test(arguments: [[UInt16(0x8100)], [0x88A8, 0x8100], [0x9100, 0x8100]])
     func vlanTags(tags: [UInt16]) throws {
         var pcap = PcapBuilder()
         pcap.vlanTags = tags
         let (observer, _) = try run(session(pieces: [Self.command], order: [0], pcap: pcap))
         #expect(String(decoding: observer.stream(session: 1, side: .client), as: UTF8.self) == Self.expectedClient)
+    }
+
+    @Test func ipv6AuthenticationHeaderIsSkipped() throws {
+        var pcap = PcapBuilder()
+        pcap.ipv6ExtensionHeader = true
+        pcap.ipv6AuthenticationHeader = true
+        let (observer, report) = try run(session(pieces: [Self.command], order: [0], pcap: pcap,
+                                                 client: .v6(last: 1, port: 40000), server: .v6(last: 25, port: 25)))
+        #expect(report.sessions == 1)
+        #expect(String(decoding: observer.stream(session: 1, side: .client), as: UTF8.self) == Self.expectedClient)
+    }
+
+    /// Only the first fragment of an IP packet holds the TCP header: it is read, and a later
+    /// fragment, whose bytes here happen to read as a TCP header, is skipped.
+    @Test(arguments: [false, true])
+    func ipFragments(ipv6: Bool) throws {
+        var c = Conversation(client: ipv6 ? .v6(last: 1, port: 40000) : .v4(192, 0, 2, 1, port: 40000),
+                             server: ipv6 ? .v6(last: 25, port: 25) : .v4(192, 0, 2, 25, port: 25))
+        c.handshake()
+        c.server("220 mx ESMTP\r\n")
+        // A later fragment (at byte 1,480) that would read as "RSET" at the client's next byte.
+        c.pcap.fragment = (offset: 185, more: false)
+        c.pcap.segment(from: c.client, to: c.server, seq: c.clientSeq, ack: c.serverSeq, payload: Array("RSET\r\n".utf8))
+        c.pcap.fragment = (offset: 0, more: true)
+        c.client("NOOP\r\n")
+        c.pcap.fragment = nil
+        c.server("250 ok\r\n")
+        c.client("QUIT\r\n")
+        c.server("221 bye\r\n")
+        c.close()
+        let (observer, _) = try run(c)
+        #expect(observer.commands(session: 1) == ["NOOP", "QUIT"])
+        #expect(observer.gaps(session: 1).isEmpty)
     }
 
     @Test func ethernetTrailerBytesAreNotPayload() throws {

@@ -135,6 +135,23 @@ import Testing
         #expect(filtered.sessions.count == 1)
     }
 
+    /// Interfaces that count time in milliseconds or nanoseconds (`if_tsresol` 3 and 9, powers
+    /// of ten) give the same times as the default microseconds.
+    @Test(arguments: [UInt8(3), 6, 9])
+    func pcapngTimestampResolution(exponent: UInt8) throws {
+        var ethernet = Conversation(pcap: PcapBuilder(link: .ethernet))
+        ethernet.handshake(); ethernet.server("220 over ethernet\r\n"); ethernet.client("QUIT\r\n"); ethernet.close()
+        var cooked = Conversation(pcap: PcapBuilder(link: .linuxSLL2), client: .v4(198, 51, 100, 1, port: 41000))
+        cooked.handshake(); cooked.server("220 over sll2\r\n"); cooked.client("QUIT\r\n"); cooked.close()
+        let (observer, report) = try extract(PcapBuilder.pcapng([ethernet.pcap, cooked.pcap], decimalResolution: exponent), name: "resolution.pcapng")
+        #expect(report.error == nil)
+        let firstPackets = [ethernet.pcap.frames[0].micros, cooked.pcap.frames[0].micros].map {
+            Timestamp(seconds: Int64($0 / 1_000_000), nanoseconds: Int64($0 % 1_000_000) * 1000)
+        }
+        #expect(observer.sessions.count == 2)
+        #expect(Set(observer.sessions.map(\.start)) == Set(firstPackets))
+    }
+
     @Test func truncatedPcapngBlockIsNamed() throws {
         var ethernet = Conversation(pcap: PcapBuilder(link: .ethernet))
         ethernet.handshake(); ethernet.server("220 a\r\n")

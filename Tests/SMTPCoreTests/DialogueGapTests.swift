@@ -200,6 +200,17 @@ struct DialogueGapTests {
         ])
     }
 
+    @Test("a client gap before MAIL does not make a later BDAT message incomplete")
+    func gapBeforeMailThenBDAT() {
+        let t = play([
+            .server("220 hi\r\n"), .client("EHLO c\r\n"), .server("250 hi\r\n"),
+            .gap(.client, 6), .client("MAIL FROM:<a@b>\r\n"), .server("250 ok\r\n250 ok\r\n"),
+            .client("BDAT 3 LAST\r\nabc"), .server("250 queued\r\n"),
+        ])
+        #expect(t.observer.messageEnds.map(\.complete) == [true])
+        #expect(t.summary.completedMessages == 1)
+    }
+
     @Test("a server gap inside a multi-line reply flushes it as unterminated")
     func serverGap() {
         let t = play([

@@ -197,6 +197,14 @@ struct DialogueSessionTests {
         #expect(t.log == ["A abc secret=abc", "A def secret=def", "A partial secret=partial [unterminated]"])
     }
 
+    @Test("a capture that begins inside AUTH: a line that is not base64, held for its reply, is a credential when the reply is 334, 235 or 535",
+          arguments: [("334 UGFzc3dvcmQ6", true), ("235 2.7.0 ok", true), ("535 5.7.8 Authentication failed", true),
+                      ("250 2.0.0 ok", false), ("500 5.5.2 unrecognised", false)])
+    func midSessionHeldLineAndItsReply(reply: String, secret: Bool) {
+        let t = play([.client("hunter2!\r\n"), .server(ByteString(reply + "\r\n"))], expectGreeting: false)
+        #expect(t.log.first == (secret ? "A hunter2! secret=hunter2!" : "C hunter2!"), "\(t.log)")
+    }
+
     // MARK: AUTH
 
     @Test("AUTH PLAIN with an initial response: the response is a secret range of the command")
@@ -383,6 +391,19 @@ struct DialogueSessionTests {
         #expect(t.summary.tls == nil)
         #expect(t.summary.senders.map(\.address) == ["a@b"])
         #expect(!t.dialogue.isEncrypted)
+    }
+
+    @Test("STARTTLS accepted with a 2xx other than 220 starts TLS too")
+    func startTLSAcceptedWith250() {
+        let t = play([
+            .server("220 hi\r\n"),
+            .client("STARTTLS\r\n"),
+            .server("250 2.0.0 go ahead\r\n"),
+            .serverBytes(Self.serverHello),
+            .clientBytes(Self.clientHello),
+        ])
+        #expect(t.log == ["S 220 greeting", "C STARTTLS", "S 250 STARTTLS", "TLS startTLS",
+                          "X server \(Self.serverHello.count)", "X client \(Self.clientHello.count)"])
     }
 
     @Test("STARTTLS whose 220 was not captured: a TLS record from the client starts TLS")

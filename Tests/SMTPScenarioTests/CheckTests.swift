@@ -48,6 +48,7 @@ import Testing
         (Array("version: 1\nname: x\nsessions: []\n".utf8), "3:11", "at least one session"),
         (Array("name: x\nsessions:\n- greeting: 220 x\n".utf8), "1:1", "missing 'version'"),
         (Array("version: one\n".utf8), "1:10", "whole number"),
+        (Array("version: 0\nname: x\nsessions:\n- greeting: 220 x\n".utf8), "1:10", "'version' must be 1"),
     ] as [([UInt8], String, String)])
     func junkGetsAPositionedMessage(bytes: [UInt8], position: String, message: String) {
         let result = ScenarioReader.parse(bytes: bytes, file: "junk.yaml")
@@ -120,6 +121,10 @@ import Testing
         ("MAIL FROM:<a@b> SIZE=12", .wildcard, "MAIL FROM:<a@b> SIZE=*", "MAIL FROM:<a@b> SIZE=13000", true),
         ("MAIL FROM:<a@b> SIZE=12", .wildcard, "MAIL FROM:<a@b> SIZE=*", "MAIL FROM:<c@b> SIZE=13000", false),
         ("RCPT TO:<x>", .wildcard, "RCPT TO:<?>", "RCPT TO:<y>", true),
+        ("RCPT TO:<x>", .wildcard, "RCPT TO:<?>", "RCPT TO:<yy>", false),
+        ("RCPT TO:<x>", .wildcard, "RCPT TO:<?>", "RCPT TO:<>", false),
+        ("MAIL FROM:<a@b>", .wildcard, "MAIL FROM:<?@b>", "MAIL FROM:<ab@b>", false),
+        ("MAIL FROM:<a@b>", .wildcard, "MAIL FROM:<*?@b>", "MAIL FROM:<abc@b>", true),
         ("MAIL FROM:<a@example.com>", .regex, "MAIL FROM:<[a-z]+@example\\.com>", "MAIL FROM:<bob@example.com>", true),
         ("MAIL FROM:<a@example.com>", .regex, "MAIL FROM:<[a-z]+@example\\.com>", "MAIL FROM:<bob@example.com> SIZE=1", false),
         ("NOOP", .any, nil, "anything at all", true),

@@ -200,6 +200,22 @@ import Testing
         }
     }
 
+    /// C1 controls (U+0080 to U+009F) are control characters: lines and messages holding one
+    /// are written as base64, so that none is ever in the file, and read back the same.
+    @Test(arguments: [0x80, 0x85, 0x9B, 0x9F] as [UInt8])
+    func c1ControlsAreWrittenAsBase64(second: UInt8) throws {
+        let c1: [UInt8] = [0xC2, second]
+        let scenario = Scenario(name: "c1", sessions: [Scenario.Session(greeting: "220 x", steps: [
+            Scenario.Step(kind: .command, client: Array("NOOP ".utf8) + c1 + [0x0D, 0x0A], reply: Scenario.Reply(bytes: Array("250 ok ".utf8) + c1 + [0x0D, 0x0A])),
+            .command("DATA", reply: "354 go ahead"),
+            Scenario.Step(kind: .message, client: Array("Subject: ".utf8) + c1 + [0x0D, 0x0A], reply: "250 ok"),
+        ])])
+        let yaml = ScenarioWriter.yaml(scenario)
+        #expect(yaml.contains("client-base64: ") && yaml.contains("reply-base64: ") && yaml.contains("message-base64: "), "\(yaml)")
+        #expect(!Array(yaml.utf8).contains(0xC2))
+        #expect(try #require(ScenarioReader.parse(yaml, file: "c1").scenario) == scenario)
+    }
+
     @Test func textIsWrittenAsTextAndOddBytesAsBase64() {
         let scenario = Scenario(name: "t", sessions: [Scenario.Session(greeting: "220 x", steps: [
             .message("Subject: a\n\nbody\n", reply: "250 ok"),

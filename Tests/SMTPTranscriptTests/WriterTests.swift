@@ -23,12 +23,15 @@ import Testing
         (Array("Grüße ✓".utf8), "Grüße ✓"),
         ([0x41, 0xFF, 0x42, 0xC3], "A\u{FFFD}B\u{FFFD}"),
         ([0xED, 0xA0, 0x80], "\u{FFFD}\u{FFFD}\u{FFFD}"),  // an encoded surrogate is not valid UTF-8
+        ([0x80, 0x41, 0x7F], "\u{FFFD}A\u{7F}"),  // a lone continuation byte; DEL needs no escape
     ])
     func jsonEscaping(input: [UInt8], expected: String) throws {
         let writer = ByteWriter()
         input.withUnsafeBytes { writer.appendJSONEscaped($0) }
         let text = String(decoding: writer.bytes, as: UTF8.self)
         #expect(text == expected)
+        // Byte for byte: decoding the output as UTF-8 would hide invalid bytes.
+        #expect(Array(writer.bytes) == Array(expected.utf8))
         // And it is valid inside a JSON string.
         let decoded = try JSONSerialization.jsonObject(with: Data(("\"" + text + "\"").utf8), options: .fragmentsAllowed) as? String
         #expect(decoded != nil)
@@ -88,5 +91,44 @@ import Testing
         defer { try? FileManager.default.removeItem(at: file) }
         try Data().write(to: file)
         #expect(throws: FileError.self) { try OutputFolder(path: file.path, replaceExisting: false) }
+    }
+}
+
+@Suite struct OutputFolderTests {
+    /// Runs `body` with an output folder in a fresh temporary directory, then removes it.
+    func withFolder(_ body: (OutputFolder, URL) throws -> Void) throws {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("out-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: url) }
+        try body(try OutputFolder(path: url.path, replaceExisting: false), url)
+    }
+
+    @Test func onlyPlainNamesAreWritten() throws {
+        try withFolder { folder, _ in
+            for name in ["", ".hidden", "..", "a/b", "../up", "nul\u{0}"] {
+                #expect(throws: FileError.self, "\(name)") { try folder.create(name) }
+            }
+            try folder.write(Array("x".utf8), to: "plain.eml")
+            #expect(throws: FileError.self) { try folder.rename(staged: "plain.eml", to: ".plain.eml") }
+        }
+    }
+
+    @Test func aNameIsWrittenOnceInARun() throws {
+        try withFolder { folder, url in
+            try folder.write(Array("first".utf8), to: "a.yaml")
+            #expect(throws: FileError.self) { try folder.write(Array("second".utf8), to: "a.yaml") }
+            try folder.write(Array("other".utf8), to: "b.yaml")
+            #expect(throws: FileError.self) { try folder.rename(staged: "b.yaml", to: "a.yaml") }
+            try folder.commit()
+            #expect(try Data(contentsOf: url.appendingPathComponent("a.yaml")) == Data("first".utf8))
+            #expect(try Data(contentsOf: url.appendingPathComponent("b.yaml")) == Data("other".utf8))
+        }
+    }
+
+    @Test func safeNamesAreShortVisibleAndPlain() {
+        #expect(OutputFolder.safeName(".hidden") == "_hidden")
+        #expect(OutputFolder.safeName("..") == "_.")
+        #expect(OutputFolder.safeName("a/b c\u{E9}") == "a_b_c_")
+        #expect(OutputFolder.safeName("") == "capture")
+        #expect(OutputFolder.safeName(String(repeating: "x", count: 300)) == String(repeating: "x", count: 100))
     }
 }

@@ -19,6 +19,11 @@ struct PcapBuilder {
     var nanosecond = false
     var snapLength = 65535
     var ipv6ExtensionHeader = false
+    /// An IPv6 authentication header (RFC 4302, whose length counts 4-byte words) before TCP.
+    var ipv6AuthenticationHeader = false
+    /// Marks the next packets as an IP fragment: `offset` in 8-byte units, `more` when more
+    /// fragments follow (IPv4 flags and offset; an IPv6 fragment header). `nil`: not fragmented.
+    var fragment: (offset: UInt16, more: Bool)?
     var ethernetTrailer = 0
     private(set) var records: [[UInt8]] = []
     private var clock: Int64 = 1_700_000_000_000_000  // microseconds
@@ -36,13 +41,22 @@ struct PcapBuilder {
         var ip: [UInt8]
         if source.address.count == 4 {
             let total = 20 + tcp.count
-            ip = [0x45, 0] + be16(UInt16(total)) + [0, 1, 0x40, 0, 64, 6, 0, 0] + source.address + destination.address
+            let flagsAndOffset = fragment.map { ($0.more ? 0x2000 : 0) | $0.offset } ?? 0x4000  // else don't fragment
+            ip = [0x45, 0] + be16(UInt16(total)) + [0, 1] + be16(flagsAndOffset) + [64, 6, 0, 0] + source.address + destination.address
         } else {
+            // Extension headers in order, each without its first byte (the next header's type).
+            var headers: [(type: UInt8, rest: [UInt8])] = []
+            if ipv6ExtensionHeader { headers.append((0, [0, 1, 4, 0, 0, 0, 0])) }  // hop-by-hop with PadN
+            if ipv6AuthenticationHeader {
+                // Payload length 4: (4 + 2) * 4 = 24 bytes; SPI, sequence number, 12-byte ICV.
+                headers.append((51, [4, 0, 0] + [0, 0, 1, 0] + [0, 0, 0, 1] + Array(repeating: 0xAA, count: 12)))
+            }
+            if let fragment { headers.append((44, [0] + be16(fragment.offset << 3 | (fragment.more ? 1 : 0)) + [0, 0, 0, 1])) }
             var next: UInt8 = 6
             var ext: [UInt8] = []
-            if ipv6ExtensionHeader {
-                ext = [6, 0, 1, 4, 0, 0, 0, 0]  // hop-by-hop with PadN
-                next = 0
+            for header in headers.reversed() {
+                ext = [next] + header.rest + ext
+                next = header.type
             }
             ip = [0x60, 0, 0, 0] + be16(UInt16(ext.count + tcp.count)) + [next, 64] + source.address + destination.address + ext
         }
@@ -175,7 +189,9 @@ extension PcapBuilder {
     }
 
     /// A pcapng file with one interface per builder (each its own link type), packets in time order.
-    static func pcapng(_ builders: [PcapBuilder], simpleBlockLength: Int? = nil) -> [UInt8] {
+    /// With `decimalResolution`, each interface says (`if_tsresol`) that timestamps count units
+    /// of 10^-n seconds, and they do; without it, the default microseconds.
+    static func pcapng(_ builders: [PcapBuilder], simpleBlockLength: Int? = nil, decimalResolution: UInt8? = nil) -> [UInt8] {
         func le16(_ v: Int) -> [UInt8] { [UInt8(v & 0xFF), UInt8(v >> 8 & 0xFF)] }
         func le32(_ v: Int) -> [UInt8] { [UInt8(v & 0xFF), UInt8(v >> 8 & 0xFF), UInt8(v >> 16 & 0xFF), UInt8(v >> 24 & 0xFF)] }
         func block(_ type: Int, _ body: [UInt8]) -> [UInt8] {
@@ -184,11 +200,20 @@ extension PcapBuilder {
         }
         var out = block(0x0A0D_0D0A, [0x4D, 0x3C, 0x2B, 0x1A] + le16(1) + le16(0) + Array(repeating: 0xFF, count: 8))
         for builder in builders {
-            out += block(1, le16(builder.link.rawValue) + le16(0) + le32(65535))
+            let options: [UInt8] = decimalResolution.map { [9, 0, 1, 0, $0, 0, 0, 0, 0, 0, 0, 0] } ?? []
+            out += block(1, le16(builder.link.rawValue) + le16(0) + le32(65535) + options)
+        }
+        func units(_ micros: UInt64) -> UInt64 {
+            guard let exponent = decimalResolution else { return micros }
+            var value = micros
+            for _ in 6..<max(6, Int(exponent)) { value *= 10 }
+            for _ in min(6, Int(exponent))..<6 { value /= 10 }  // exact for the builder's whole milliseconds
+            return value
         }
         let packets = builders.enumerated().flatMap { index, builder in builder.frames.map { (index, $0) } }.sorted { $0.1.micros < $1.1.micros }
         for (interface, frame) in packets {
-            out += block(6, le32(interface) + le32(Int(frame.micros >> 32)) + le32(Int(frame.micros & 0xFFFF_FFFF)) + le32(frame.bytes.count) + le32(frame.bytes.count) + frame.bytes)
+            let stamp = units(frame.micros)
+            out += block(6, le32(interface) + le32(Int(stamp >> 32)) + le32(Int(stamp & 0xFFFF_FFFF)) + le32(frame.bytes.count) + le32(frame.bytes.count) + frame.bytes)
         }
         if let simpleBlockLength {
             out += le32(3) + le32(simpleBlockLength) + Array(repeating: 0, count: max(0, simpleBlockLength - 8))
