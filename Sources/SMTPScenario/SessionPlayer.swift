@@ -477,7 +477,8 @@ public struct SessionPlayer: Sendable {
     mutating func advertise(_ reply: Scenario.Reply) {
         advertised = []
         let text = String(decoding: reply.bytes, as: UTF8.self)
-        for line in text.split(whereSeparator: { $0 == "\r" || $0 == "\n" }).dropFirst() where line.count > 4 {
+        // isNewline: a Swift Character holds CRLF whole, equal to neither "\r" nor "\n".
+        for line in text.split(whereSeparator: \.isNewline).dropFirst() where line.count > 4 {
             if let keyword = line.dropFirst(4).split(separator: " ").first { advertised.insert(keyword.uppercased()) }
         }
     }

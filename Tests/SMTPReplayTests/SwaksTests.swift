@@ -163,4 +163,35 @@ struct SwaksTests {
                 "\(outcome)")
         #expect(outcome.messages.isEmpty)
     }
+
+    @Test("swaks --pipeline sends MAIL, both RCPTs and DATA in one batch after the EHLO reply advertised PIPELINING: passes, with no note")
+    func pipelining() async throws {
+        let yaml = Self.plain
+            .replacingOccurrences(of: "250-mx.example.com\n      250 8BITMIME", with: "250-mx.example.com\n      250-PIPELINING\n      250 8BITMIME")
+            .replacingOccurrences(of: "  - client: DATA", with: "  - client: RCPT TO:<carol@example.org>\n    reply: 250 2.1.5 Ok\n  - client: DATA")
+        let scenario = try Tools.scenario(yaml)
+        nonisolated(unsafe) var client = Tools.Result(status: -1, stdout: "", stderr: "")
+        let outcome = try await withReplayServer(playing: [scenario]) { server in
+            client = try await Self.swaks(port: server.port, to: "bob@example.net,carol@example.org", ["--pipeline"])
+        }
+        #expect(client.status == 0, "\(client.stdout)\(client.stderr)")
+        #expect(Tools.serverLines(client.stdout) == [
+            "<-  220 mx.example.com ESMTP",
+            "<-  250-mx.example.com",
+            "<-  250-PIPELINING",
+            "<-  250 8BITMIME",
+            "<-  250 2.1.0 Ok",
+            "<-  250 2.1.5 Ok",
+            "<-  250 2.1.5 Ok",
+            "<-  354 End data with <CR><LF>.<CR><LF>",
+            "<-  250 2.0.0 Ok: queued as 5C4",
+            "<-  221 2.0.0 Bye",
+        ], "\(client.stdout)")
+        #expect(outcome.passed, "\(outcome)")
+        let verdict = try #require(outcome.verdicts.first)
+        #expect(verdict.steps.map(\.status) == Array(repeating: .passed, count: 7))
+        // The EHLO reply advertised PIPELINING: the batch is no conformance problem.
+        #expect(verdict.notes.isEmpty, "\(verdict.notes)")
+        #expect(outcome.messages.first?.rcptTo == ["bob@example.net", "carol@example.org"])
+    }
 }
