@@ -194,4 +194,38 @@ struct SwaksTests {
         #expect(verdict.notes.isEmpty, "\(verdict.notes)")
         #expect(outcome.messages.first?.rcptTo == ["bob@example.net", "carol@example.org"])
     }
+
+    @Test("smtptape replay --listen-tls --tls-ca-out --keylog-out: swaks --tls-on-connect verifies the CA written out, every line over TLS, the key log filled",
+          .enabled(if: FileManager.default.isExecutableFile(atPath: Tools.smtptape), "build the smtptape product first (swift build --build-tests)"))
+    func commandLineImplicitTLS() async throws {
+        let scenarioFile = try Tools.temporaryFile("plain.yaml", contents: Self.plain)
+        let folder = URL(fileURLWithPath: scenarioFile).deletingLastPathComponent()
+        let ca = folder.appendingPathComponent("ca.pem").path, keys = folder.appendingPathComponent("keys.log").path
+        let replay = try BackgroundProcess([Tools.smtptape, "replay", scenarioFile, "--listen", "127.0.0.1:0", "--listen-tls",
+                                            "--tls-ca-out", ca, "--keylog-out", keys, "--sessions", "1"])
+        defer { replay.stop() }
+        try await replay.waitUntil("the bound address") { stdout, _ in stdout.contains("\n") }
+        let port = try #require(replay.stdout.split(separator: "\n").first?.split(separator: ":").last.flatMap { Int($0) })
+        let client = try await Self.swaks(port: port, ["--tls-on-connect", "--tls-verify", "--tls-ca-path", ca])
+        #expect(try await replay.wait() == 0, "\(replay.stderr)")
+        #expect(client.status == 0, "\(client.stdout)\(client.stderr)")
+        #expect(Tools.serverLines(client.stdout) == [
+            "<~  220 mx.example.com ESMTP",
+            "<~  250-mx.example.com",
+            "<~  250 8BITMIME",
+            "<~  250 2.1.0 Ok",
+            "<~  250 2.1.5 Ok",
+            "<~  354 End data with <CR><LF>.<CR><LF>",
+            "<~  250 2.0.0 Ok: queued as 5C4",
+            "<~  221 2.0.0 Bye",
+        ], "\(client.stdout)")
+        #expect(replay.stderr.hasPrefix("session 1 (127.0.0.1:"), "\(replay.stderr)")
+        #expect(replay.stderr.contains("scenario 'plain delivery' session 1): passed, 6 steps, 1 message\nsmtptape: 1 session, 1 passed, 0 failed"),
+                "\(replay.stderr)")
+        // NSS key log lines for TLS 1.3, one set per connection, so a capture can be decrypted.
+        let keyLog = try String(contentsOfFile: keys, encoding: .utf8)
+        #expect(keyLog.contains("CLIENT_HANDSHAKE_TRAFFIC_SECRET ") && keyLog.contains("CLIENT_TRAFFIC_SECRET_0 "), "\(keyLog)")
+        let permissions = try FileManager.default.attributesOfItem(atPath: keys)[.posixPermissions] as? Int
+        #expect(permissions == 0o600)
+    }
 }
