@@ -1,22 +1,27 @@
 #!/usr/bin/env bash
 # Installs what smtptape needs from Debian's packages (and PyPI), skipping what is already there.
-#   scripts/install-prerequisites.sh            libpcap-dev to build; swaks, curl, msmtp, tcpdump,
-#                                               python3 with aiosmtpd: the real clients and servers
-#                                               the replay tests run (Tests/SMTPReplayTests)
-#   scripts/install-prerequisites.sh --captures  + postfix, openssl (Captures/make-captures.sh)
-#   scripts/install-prerequisites.sh --bench     + tshark, postfix, GNU time, valgrind (bench/)
-#   scripts/install-prerequisites.sh --corpus    + tshark (scripts/check-corpus.sh)
+#   scripts/install-prerequisites.sh            libpcap-dev: enough to build and run
+#   scripts/install-prerequisites.sh --clients  + swaks, curl, msmtp, tcpdump, python3 with aiosmtpd:
+#                                               the real clients and servers of the replay tests
+#                                               (scripts/test.sh; without them those tests skip)
+#   scripts/install-prerequisites.sh --captures  + those and postfix, openssl (Captures/make-captures.sh)
+#   scripts/install-prerequisites.sh --bench     + tcpdump, tshark, postfix, GNU time, valgrind (bench/)
+#   scripts/install-prerequisites.sh --corpus    + tshark, python3 (scripts/check-corpus.sh)
 # Fails if a tool it was asked for is still missing afterwards.
 set -euo pipefail
-packages=(libpcap-dev pkg-config tcpdump swaks msmtp curl)
-python_packages=(aiosmtpd)
-commands=(tcpdump swaks msmtp curl python3)   # tools that must be on PATH afterwards
+packages=(libpcap-dev pkg-config)
+python_packages=()
+commands=()   # tools that must be on PATH afterwards
+clients() {
+  packages+=(tcpdump swaks msmtp curl); python_packages+=(aiosmtpd); commands+=(tcpdump swaks msmtp curl python3)
+}
 for option in "$@"; do
   case "$option" in
-    --captures) packages+=(postfix openssl) ;;
-    --bench) packages+=(tshark postfix time valgrind); commands+=(tshark) ;;
-    --corpus) packages+=(tshark); commands+=(tshark) ;;
-    *) echo "usage: $0 [--captures] [--bench] [--corpus]" >&2; exit 64 ;;
+    --clients) clients ;;
+    --captures) clients; packages+=(postfix openssl) ;;
+    --bench) packages+=(tcpdump tshark postfix time valgrind); commands+=(tshark) ;;
+    --corpus) packages+=(tshark); commands+=(tshark python3) ;;
+    *) echo "usage: $0 [--clients] [--captures] [--bench] [--corpus]" >&2; exit 64 ;;
   esac
 done
 sudo=""
@@ -36,7 +41,7 @@ for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
 done
 # python3 may come from elsewhere (pyenv); only install Debian's when there is none on PATH.
-command -v python3 > /dev/null || missing+=(python3 python3-pip)
+if [[ " ${commands[*]} " == *" python3 "* ]] && ! command -v python3 > /dev/null; then missing+=(python3); fi
 if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
 for package in "${python_packages[@]}"; do
   python3 -c "import $package" 2>/dev/null && continue

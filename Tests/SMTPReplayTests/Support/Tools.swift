@@ -165,12 +165,13 @@ struct ToolError: Error, CustomStringConvertible {
 final class BackgroundProcess: @unchecked Sendable {
     let process = Process()
     let name: String
+    let folder: URL
     let stdoutPath: String
     let stderrPath: String
 
     init(_ arguments: [String]) throws {
         name = arguments.first ?? "?"
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("smtptape-replay-\(UUID().uuidString)")
+        folder = FileManager.default.temporaryDirectory.appendingPathComponent("smtptape-replay-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         stdoutPath = folder.appendingPathComponent("stdout").path
         stderrPath = folder.appendingPathComponent("stderr").path
@@ -188,6 +189,11 @@ final class BackgroundProcess: @unchecked Sendable {
         process.standardOutput = out
         process.standardError = err
         try Tools.launch(process)
+    }
+
+    deinit {
+        stop()
+        try? FileManager.default.removeItem(at: folder)
     }
 
     var stdout: String { (try? String(contentsOfFile: stdoutPath, encoding: .utf8)) ?? "" }
