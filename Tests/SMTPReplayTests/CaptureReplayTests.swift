@@ -73,7 +73,7 @@ struct CaptureReplayTests {
     }
 
     /// Captures `client` against `server`, extracts the session, replays it to the same client;
-    /// returns both runs once the replay's verdict passed.
+    /// checks that the replay passed every step, and returns both runs.
     func recordAndReplay(server start: Server, client: Client) async throws -> (real: Run, replayed: Run) {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("smtptape-capture-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
