@@ -3,6 +3,6 @@
 # executable too) and runs the whole test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/install-prerequisites.sh
+scripts/install-prerequisites.sh --clients
 swift build --build-tests
 swift test --skip-build

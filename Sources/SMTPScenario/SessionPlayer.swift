@@ -191,7 +191,10 @@ public struct SessionPlayer: Sendable {
     }
 
     /// The connection failed (a TLS handshake that did not complete, a reset by the client).
+    /// Once the session is over (`QUIT` answered, the server closed) a failure says nothing about
+    /// the dialogue: smtplib, swaks and others close TLS without close_notify after the `221`.
     public mutating func failed(_ reason: String) {
+        guard phase != .ended else { return }
         note(reason)
         phase = .ended
     }

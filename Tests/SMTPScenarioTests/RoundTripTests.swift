@@ -206,9 +206,10 @@ import Testing
     func c1ControlsAreWrittenAsBase64(second: UInt8) throws {
         let c1: [UInt8] = [0xC2, second]
         let scenario = Scenario(name: "c1", sessions: [Scenario.Session(greeting: "220 x", steps: [
-            Scenario.Step(kind: .command, client: Array("NOOP ".utf8) + c1 + [0x0D, 0x0A], reply: Scenario.Reply(bytes: Array("250 ok ".utf8) + c1 + [0x0D, 0x0A])),
+            Scenario.Step(kind: .command(Scenario.ClientLine(bytes: Array("NOOP ".utf8) + c1 + [0x0D, 0x0A])),
+                          reply: Scenario.Reply(bytes: Array("250 ok ".utf8) + c1 + [0x0D, 0x0A])),
             .command("DATA", reply: "354 go ahead"),
-            Scenario.Step(kind: .message, client: Array("Subject: ".utf8) + c1 + [0x0D, 0x0A], reply: "250 ok"),
+            Scenario.Step(kind: .message(Scenario.Message(content: Array("Subject: ".utf8) + c1 + [0x0D, 0x0A])), reply: "250 ok"),
         ])])
         let yaml = ScenarioWriter.yaml(scenario)
         #expect(yaml.contains("client-base64: ") && yaml.contains("reply-base64: ") && yaml.contains("message-base64: "), "\(yaml)")
