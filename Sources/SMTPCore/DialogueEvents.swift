@@ -74,6 +74,9 @@ public struct LineFlags: OptionSet, Sendable, Hashable {
     public static let malformed = LineFlags(rawValue: 1 << 6)
     /// The lines of one multi-line reply carry different codes.
     public static let mixedCodes = LineFlags(rawValue: 1 << 7)
+    /// Not a rule broken but who spoke: a reply a recording proxy sent in the server's place
+    /// (`reply-by: proxy` in a scenario).
+    public static let byProxy = LineFlags(rawValue: 1 << 8)
 
     /// Names for JSON and transcripts, in a fixed order.
     public var names: [String] {
@@ -86,6 +89,7 @@ public struct LineFlags: OptionSet, Sendable, Hashable {
         if contains(.unsolicited) { names.append("unsolicited") }
         if contains(.malformed) { names.append("malformed") }
         if contains(.mixedCodes) { names.append("mixed_codes") }
+        if contains(.byProxy) { names.append("by_proxy") }
         return names
     }
 }

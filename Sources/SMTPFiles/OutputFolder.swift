@@ -165,12 +165,20 @@ public final class OutputFolder {
     /// Letters, digits, `.`, `-` and `_` only (anything else becomes `_`), never empty, never
     /// starting with a dot, at most 100 characters.
     public static func safeName(_ text: String) -> String {
-        var name = String(text.unicodeScalars.map { scalar -> Character in
-            let allowed = scalar.isASCII && (("a"..."z").contains(scalar) || ("A"..."Z").contains(scalar) || ("0"..."9").contains(scalar) || "._-".unicodeScalars.contains(scalar))
-            return allowed ? Character(scalar) : "_"
-        })
+        var name = String(text.unicodeScalars.map { isSafe($0) ? Character($0) : "_" })
         while name.hasPrefix(".") { name = "_" + name.dropFirst() }
         return name.isEmpty ? "capture" : String(name.prefix(100))
+    }
+
+    /// Whether `name` is what ``safeName(_:)`` makes: letters, digits, `.`, `-` and `_` only,
+    /// not empty, not starting with a dot. Such a name stays inside its folder on every system.
+    public static func isSafeName(_ name: String) -> Bool {
+        guard let first = name.unicodeScalars.first, first != "." else { return false }
+        return name.unicodeScalars.allSatisfy(isSafe)
+    }
+
+    static func isSafe(_ scalar: Unicode.Scalar) -> Bool {
+        scalar.isASCII && (("a"..."z").contains(scalar) || ("A"..."Z").contains(scalar) || ("0"..."9").contains(scalar) || "._-".unicodeScalars.contains(scalar))
     }
 }
 

@@ -9,6 +9,8 @@ public struct Scenario: Hashable, Sendable {
     public static let currentVersion = 1
     /// The largest scenario file smtptape reads.
     public static let sizeLimit = 16 << 20
+    /// The largest message file (`message-file`) smtptape reads beside a scenario.
+    public static let messageFileLimit = 1 << 30
 
     /// The format version the file declared (`version: 1`).
     public var version: Int
@@ -79,6 +81,9 @@ public struct Scenario: Hashable, Sendable {
         public var incomplete: String?
         /// The server's opening reply (`220`, or `421`/`554` to refuse the session, RFC 5321 3.1).
         public var greeting: Reply
+        /// Who sent the greeting (`greeting-by`): the server, or a recording proxy that could not
+        /// reach it and refused the session itself (`421`).
+        public var greetingBy: ReplySource
         /// Seconds the server waits on purpose before the greeting (`greeting-delay`): always
         /// honoured, as ``Step/delay`` is.
         public var greetingDelay: Double?
@@ -93,13 +98,14 @@ public struct Scenario: Hashable, Sendable {
 
         /// - Parameter end: how the session ends; by default as ``inferredEnd`` says.
         public init(name: String? = nil, note: String? = nil, implicitTLS: Bool = false, incomplete: String? = nil,
-                    greeting: Reply, greetingDelay: Double? = nil, recordedGreetingDelay: Double? = nil,
+                    greeting: Reply, greetingBy: ReplySource = .server, greetingDelay: Double? = nil, recordedGreetingDelay: Double? = nil,
                     steps: [Step] = [], end: Ending? = nil) {
             self.name = name
             self.note = note
             self.implicitTLS = implicitTLS
             self.incomplete = incomplete
             self.greeting = greeting
+            self.greetingBy = greetingBy
             self.greetingDelay = greetingDelay
             self.recordedGreetingDelay = recordedGreetingDelay
             self.steps = steps
@@ -119,6 +125,23 @@ public struct Scenario: Hashable, Sendable {
             if last.reply?.code == 421 { return .serverClose }
             return .clientClose
         }
+    }
+
+    /// Who sent a reply: the server, or the recording proxy between client and server, which
+    /// answers the client itself when the server fails it (connection refused, reset during DATA,
+    /// no answer in time). Replay plays both alike; the difference is for people and tools
+    /// reading the scenario.
+    ///
+    /// ```yaml
+    /// - client: MAIL FROM:<alice@example.com>
+    ///   reply: 451 4.4.1 upstream server not responding
+    ///   reply-by: proxy
+    /// ```
+    public enum ReplySource: String, Hashable, Sendable, CaseIterable {
+        /// The server (the default, not written).
+        case server
+        /// The recording proxy, in the server's place (`reply-by: proxy`, `greeting-by: proxy`).
+        case proxy
     }
 
     /// How a session ends.

@@ -12,6 +12,9 @@ public enum ScenarioPlayback {
         public var bytes: [UInt8]
         /// Seconds since the session began.
         public var time: Double
+        /// For the server's writes: whether the server or a recording proxy sent them
+        /// (`reply-by`, `greeting-by`).
+        public var replyBy: Scenario.ReplySource = .server
     }
 
     /// The bytes of one session, in order: the client's part of each step, and what the server
@@ -24,15 +27,25 @@ public enum ScenarioPlayback {
         var clock = 0.0
         guard let compiled = try? CompiledSession(session) else {
             // `check` rejects a pattern that does not compile; such a session shows its greeting only.
-            return [Write(side: .server, bytes: session.greeting.bytes, time: 0)]
+            return [Write(side: .server, bytes: session.greeting.bytes, time: 0, replyBy: session.greetingBy)]
         }
-        var player = SessionPlayer(session: compiled, scenarioName: "", options: .init(recordedTiming: true))
+        // The script's own messages are never too large for it, however large a message file is.
+        let largest = session.steps.reduce(0) { max($0, $1.message?.content.count ?? 0) }
+        let limits = SMTPServerDialogue.Limits(messageSize: max(SMTPServerDialogue.Limits().messageSize, largest))
+        var player = SessionPlayer(session: compiled, scenarioName: "", options: .init(recordedTiming: true, limits: limits))
         player.followsScript = true
-        func apply(_ actions: [SessionPlayer.Action]) {
+        /// Applies what the player did; `greeting` and the steps it played (those with a reply
+        /// send one each, in order, after any BDAT chunk replies) say who sent each reply.
+        func apply(_ actions: [SessionPlayer.Action], greeting: Bool = false, played steps: Range<Int>) {
+            var sources = steps.compactMap { session.steps[$0].reply == nil ? nil : session.steps[$0].replyBy }
+            if greeting { sources.insert(session.greetingBy, at: 0) }
+            let sends = actions.filter { if case .send = $0 { true } else { false } }.count
+            // BDAT chunk replies come first, from the server.
+            sources.insert(contentsOf: Array(repeating: .server, count: max(0, sends - sources.count)), at: 0)
             for action in actions {
                 switch action {
                 case .pause(let seconds): clock += seconds
-                case .send(let bytes): writes.append(Write(side: .server, bytes: bytes, time: clock))
+                case .send(let bytes): writes.append(Write(side: .server, bytes: bytes, time: clock, replyBy: sources.removeFirst()))
                 case .startTLS: player.tlsStarted()
                 case .close, .reset: break
                 }
@@ -40,9 +53,12 @@ public enum ScenarioPlayback {
         }
         func client(_ bytes: [UInt8], shown: [UInt8]? = nil) {
             writes.append(Write(side: .client, bytes: shown ?? bytes, time: clock))
-            apply(player.receive(bytes))
+            let first = player.index
+            let actions = player.receive(bytes)
+            apply(actions, played: first..<max(first, player.index))
         }
-        apply(player.start())
+        let started = player.start()
+        apply(started, greeting: true, played: 0..<player.index)
         for step in session.steps where !player.isFinished {
             switch step.kind {
             case .unsolicited:
@@ -113,6 +129,7 @@ public enum ScenarioPlayback {
             observer.sessionStarted(info)
             observer.select(session: info.id)
             var dialogue = SMTPDialogue(expectGreeting: true, tlsIsDecrypted: true)
+            let marker = ProxyReplyMarker(observer)
             var time = base
             if session.implicitTLS {
                 observer.tlsStarted(TLSStart(mode: .implicit, state: .decrypted(version: nil, cipherSuite: nil)), time: base)
@@ -120,11 +137,58 @@ public enum ScenarioPlayback {
             for write in writes(session) {
                 // Delays add up; a scenario spanning more than ~30 years of delays is clamped.
                 time = Timestamp(nanoseconds: base.nanoseconds &+ Int64(min(write.time, 1e9) * 1_000_000_000))
-                write.bytes.withUnsafeBytes { dialogue.receive($0, from: write.side, time: time, observer: observer) }
+                // Each write is a whole reply (a partial one ends the session): the reply the
+                // dialogue reports during it, or at the end, is that write's.
+                if write.side == .server { marker.byProxy = write.replyBy == .proxy }
+                write.bytes.withUnsafeBytes { dialogue.receive($0, from: write.side, time: time, observer: marker) }
             }
-            dialogue.finish(time: time, observer: observer)
+            dialogue.finish(time: time, observer: marker)
             observer.sessionEnded(info, summary: dialogue.summary, reason: endReason(session), time: time)
         }
         return scenario.sessions.count
     }
+}
+
+/// Passes a played scenario's dialogue on to an observer, flagging the replies a recording proxy
+/// sent in the server's place (``LineFlags/byProxy``): transcripts show them `[by_proxy]`.
+final class ProxyReplyMarker<Base: SMTPDialogueObserver>: SMTPDialogueObserver {
+    let base: Base
+    /// Whether the server bytes being read now came from the proxy.
+    var byProxy = false
+
+    init(_ base: Base) { self.base = base }
+
+    func reply(_ raw: UnsafeRawBufferPointer, lineCount: Int, code: Int?, context: ReplyContext, flags: LineFlags, time: Timestamp) {
+        base.reply(raw, lineCount: lineCount, code: code, context: context, flags: byProxy ? flags.union(.byProxy) : flags, time: time)
+    }
+
+    func command(_ raw: UnsafeRawBufferPointer, verb: SMTPVerb, flags: LineFlags, secret: Range<Int>?, time: Timestamp) {
+        base.command(raw, verb: verb, flags: flags, secret: secret, time: time)
+    }
+
+    func authResponse(_ raw: UnsafeRawBufferPointer, secret: Range<Int>?, flags: LineFlags, time: Timestamp) {
+        base.authResponse(raw, secret: secret, flags: flags, time: time)
+    }
+
+    func messageBegan(message: Int, transfer: MessageTransfer, bytesMissingBefore: Bool, time: Timestamp) {
+        base.messageBegan(message: message, transfer: transfer, bytesMissingBefore: bytesMissingBefore, time: time)
+    }
+
+    func messageData(_ raw: UnsafeRawBufferPointer, message: Int, transfer: MessageTransfer, atLineStart: Bool, time: Timestamp) {
+        base.messageData(raw, message: message, transfer: transfer, atLineStart: atLineStart, time: time)
+    }
+
+    func messageEnd(_ raw: UnsafeRawBufferPointer, message: Int, transfer: MessageTransfer, size: Int, complete: Bool, time: Timestamp) {
+        base.messageEnd(raw, message: message, transfer: transfer, size: size, complete: complete, time: time)
+    }
+
+    func fragment(_ raw: UnsafeRawBufferPointer, side: Side, secret: Bool, time: Timestamp) {
+        base.fragment(raw, side: side, secret: secret, time: time)
+    }
+
+    func gap(side: Side, bytes: Int, time: Timestamp) { base.gap(side: side, bytes: bytes, time: time) }
+
+    func tlsStarted(_ start: TLSStart, time: Timestamp) { base.tlsStarted(start, time: time) }
+
+    func encrypted(side: Side, bytes: Int, time: Timestamp) { base.encrypted(side: side, bytes: bytes, time: time) }
 }

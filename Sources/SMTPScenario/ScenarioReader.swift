@@ -35,24 +35,42 @@ public struct ScenarioReadResult: Sendable {
 /// Validation walks the YAML node tree, so every problem is reported at the line and column of
 /// the node it concerns (a key, a value, a line inside a block), and reading goes on after a
 /// problem to report all of them.
+///
+/// A message kept beside the scenario (`message-file: NAME`) is read from the *base folder*: the
+/// scenario file's own folder when reading a file, or the folder given. Without one (standard
+/// input, text parsed with no folder given) a `message-file` is a problem.
 public enum ScenarioReader {
-    /// Reads and checks the scenario file at `path` (`-` for standard input).
+    /// Reads and checks the scenario file at `path` (`-` for standard input); message files are
+    /// read from the scenario file's folder.
     public static func read(file path: String) -> ScenarioReadResult {
+        read(file: path, baseFolder: FileBeside.folder(of: path))
+    }
+
+    /// Reads and checks the scenario file at `path` (`-` for standard input), reading message
+    /// files from `baseFolder` (none when `nil`).
+    public static func read(file path: String, baseFolder: String?) -> ScenarioReadResult {
         do {
-            return read(try InputSource(path: path))
+            return read(try InputSource(path: path), baseFolder: baseFolder)
         } catch {
             return unreadable(path == "-" ? "stdin" : path, error.message)
         }
     }
 
-    /// Reads a scenario from an input opened once (a file or a pipe), from the reader's position.
+    /// Reads a scenario from an input opened once (a file or a pipe), from the reader's position;
+    /// message files are read from the input's folder (none for standard input).
     public static func read(_ input: InputSource) -> ScenarioReadResult {
+        read(input, baseFolder: FileBeside.folder(of: input.path))
+    }
+
+    /// Reads a scenario from an input opened once, reading message files from `baseFolder` (none
+    /// when `nil`).
+    public static func read(_ input: InputSource, baseFolder: String?) -> ScenarioReadResult {
         let file = input.path == "-" ? "stdin" : input.path
         if let size = input.size, size > Scenario.sizeLimit {
             return unreadable(file, "the file is \(size) bytes; scenario files are limited to \(Scenario.sizeLimit) bytes (16 MiB)")
         }
         do {
-            return parse(bytes: try input.readAll(limit: Scenario.sizeLimit), file: file)
+            return parse(bytes: try input.readAll(limit: Scenario.sizeLimit), file: file, baseFolder: baseFolder)
         } catch {
             let message = error.message.hasPrefix("larger than") ? "scenario files are limited to \(Scenario.sizeLimit) bytes (16 MiB)" : error.message
             return unreadable(file, message)
@@ -64,8 +82,8 @@ public enum ScenarioReader {
     }
 
     /// Reads and checks a scenario from its bytes (UTF-8, a byte-order mark allowed); `file`
-    /// names it in diagnostics.
-    public static func parse(bytes input: [UInt8], file: String) -> ScenarioReadResult {
+    /// names it in diagnostics, and message files are read from `baseFolder` (none when `nil`).
+    public static func parse(bytes input: [UInt8], file: String, baseFolder: String? = nil) -> ScenarioReadResult {
         // A UTF-8 byte-order mark, as some editors write, is not part of the text.
         let bytes = input.starts(with: [0xEF, 0xBB, 0xBF]) ? Array(input.dropFirst(3)) : input
         if let nul = bytes.firstIndex(of: 0) {
@@ -76,7 +94,7 @@ public enum ScenarioReader {
             let (line, column) = position(of: firstInvalidUTF8(bytes), in: bytes)
             return ScenarioReadResult(file: file, scenario: nil, diagnostics: [ScenarioDiagnostic(file: file, line: line, column: column, message: "not a scenario: not UTF-8 text")], unreadable: true)
         }
-        return parse(text, file: file)
+        return parse(text, file: file, baseFolder: baseFolder)
     }
 
     /// The offset of the first byte that is not part of valid UTF-8.
@@ -100,9 +118,10 @@ public enum ScenarioReader {
         return (line, column)
     }
 
-    /// Reads and checks a scenario from its text; `file` names it in diagnostics.
-    public static func parse(_ text: String, file: String) -> ScenarioReadResult {
-        var walker = Walker(file: file, text: text)
+    /// Reads and checks a scenario from its text; `file` names it in diagnostics, and message
+    /// files are read from `baseFolder` (none when `nil`).
+    public static func parse(_ text: String, file: String, baseFolder: String? = nil) -> ScenarioReadResult {
+        var walker = Walker(file: file, text: text, baseFolder: baseFolder)
         let scenario = walker.document()
         let problems = walker.diagnostics.sorted { ($0.line, $0.column) < ($1.line, $1.column) }
         return ScenarioReadResult(file: file, scenario: problems.isEmpty ? scenario : nil, diagnostics: problems, unreadable: false)
@@ -113,12 +132,15 @@ public enum ScenarioReader {
 struct Walker {
     let file: String
     let lines: [Substring]
+    /// Where `message-file` names are read from; `nil` when the scenario has no folder.
+    let baseFolder: String?
     var diagnostics: [ScenarioDiagnostic] = []
 
-    init(file: String, text: String) {
+    init(file: String, text: String, baseFolder: String? = nil) {
         self.file = file
         lines = text.split(separator: "\n", omittingEmptySubsequences: false)
         self.text = text
+        self.baseFolder = baseFolder
     }
 
     let text: String
@@ -139,9 +161,9 @@ struct Walker {
 
     static let topKeys = ["version", "name", "description", "tags", "origin", "note", "sessions"]
     static let originKeys = ["capture", "sha256", "connection", "session", "proxy", "start", "end"]
-    static let sessionKeys = ["name", "note", "tls", "incomplete", "greeting", "greeting-base64", "greeting-delay", "recorded-greeting-delay", "steps", "end"]
-    static let stepKinds = ["client", "client-base64", "auth", "auth-base64", "message", "message-base64"]
-    static let stepKeys = stepKinds + ["match", "pattern", "compare", "via", "chunks", "chunk-replies", "reply", "reply-base64", "delay", "recorded-delay", "fault", "tls", "note"]
+    static let sessionKeys = ["name", "note", "tls", "incomplete", "greeting", "greeting-base64", "greeting-by", "greeting-delay", "recorded-greeting-delay", "steps", "end"]
+    static let stepKinds = ["client", "client-base64", "auth", "auth-base64", "message", "message-base64", "message-file"]
+    static let stepKeys = stepKinds + ["match", "pattern", "compare", "via", "chunks", "chunk-replies", "reply", "reply-base64", "reply-by", "delay", "recorded-delay", "fault", "tls", "note"]
 
     mutating func document() -> Scenario? {
         let root: Node?
@@ -420,6 +442,7 @@ struct Walker {
             }
         }
         let end = pairs["end"].flatMap { choice($0, key: "end", Scenario.Ending.self, allowed: Scenario.Ending.allCases.map(\.rawValue)) }
+        let greetingBy = pairs["greeting-by"].flatMap { choice($0, key: "greeting-by", Scenario.ReplySource.self, allowed: Scenario.ReplySource.allCases.map(\.rawValue)) }
         guard let greeting else { return nil }
         let session = Scenario.Session(
             name: pairs["name"].flatMap { string($0, key: "name") },
@@ -427,6 +450,7 @@ struct Walker {
             implicitTLS: implicitTLS,
             incomplete: pairs["incomplete"].flatMap { string($0, key: "incomplete") },
             greeting: greeting,
+            greetingBy: greetingBy ?? .server,
             greetingDelay: pairs["greeting-delay"].flatMap { seconds($0, key: "greeting-delay") },
             recordedGreetingDelay: pairs["recorded-greeting-delay"].flatMap { seconds($0, key: "recorded-greeting-delay") },
             steps: steps,
@@ -457,16 +481,17 @@ struct Walker {
             return unsolicited(pairs, node: node).map { ParsedStep(step: $0, node: node, pairs: pairs, kindKey: nil, matcher: nil) }
         }
         guard let kindKey = kinds.first else {
-            report(node, "a step needs one of client, auth or message (or, for a reply the server sends unprompted, 'reply' first)")
+            report(node, "a step needs one of client, auth, message or message-file (or, for a reply the server sends unprompted, 'reply' first)")
             return nil
         }
         for extra in kinds.dropFirst() {
-            report(pairs.keys[extra], "a step has only one of client, auth, message (this one has '\(kindKey)' already)")
+            report(pairs.keys[extra], "a step has only one of client, auth, message, message-file (this one has '\(kindKey)' already)")
         }
         let isCommand = kindKey.hasPrefix("client")
         let isMessage = kindKey.hasPrefix("message")
         let valueNode = pairs[kindKey]!
         var client: [UInt8]?
+        var messageFile: String?
         switch kindKey {
         case "client", "auth":
             if let text = string(valueNode, key: kindKey) {
@@ -480,6 +505,11 @@ struct Walker {
             }
         case "message":
             client = string(valueNode, key: kindKey).map(TextForm.messageBytes)
+        case "message-file":
+            if let name = string(valueNode, key: kindKey) {
+                client = messageFileContent(name, key: pairs.keys[kindKey]!)
+                messageFile = name
+            }
         default:
             client = base64(valueNode, key: kindKey)
         }
@@ -542,6 +572,7 @@ struct Walker {
             }
         }
         let (fault, reply) = faultAndReply(pairs, node: node)
+        let replyBy = replySource(pairs, fault: fault)
         var startsTLS = false
         if let tls = pairs["tls"], isCommand {
             startsTLS = string(tls, key: "tls") == "start"
@@ -556,13 +587,13 @@ struct Walker {
         let kind: Scenario.Step.Kind
         if isMessage {
             kind = .message(Scenario.Message(content: client, via: via, chunks: chunks, chunkReplies: chunkReplies,
-                                             match: messageMatch, pattern: pattern))
+                                             match: messageMatch, pattern: pattern, file: messageFile))
         } else {
             let line = Scenario.ClientLine(bytes: client, match: lineMatch, pattern: pattern)
             kind = isCommand ? .command(line) : .auth(line)
         }
         let step = Scenario.Step(
-            kind: kind, reply: reply,
+            kind: kind, reply: reply, replyBy: replyBy,
             delay: pairs["delay"].flatMap { seconds($0, key: "delay") },
             recordedDelay: pairs["recorded-delay"].flatMap { seconds($0, key: "recorded-delay") },
             fault: fault, startsTLS: startsTLS,
@@ -605,9 +636,49 @@ struct Walker {
         return (fault, fault?.sendsReply == false ? nil : reply)
     }
 
+    /// `reply-by`, which only a step with a reply to attribute may have (not one whose fault
+    /// sends none).
+    mutating func replySource(_ pairs: Pairs, fault: Scenario.Fault?) -> Scenario.ReplySource {
+        guard let node = pairs["reply-by"],
+              let source = choice(node, key: "reply-by", Scenario.ReplySource.self, allowed: Scenario.ReplySource.allCases.map(\.rawValue)) else {
+            return .server
+        }
+        let hasReply = (pairs["reply"] != nil || pairs["reply-base64"] != nil) && fault?.sendsReply ?? true
+        guard hasReply else {
+            let why = fault.map { "'fault: \($0.rawValue)' sends none" } ?? "it has none"
+            report(pairs.keys["reply-by"], "'reply-by' says who sent the step's reply, and \(why): remove it")
+            return .server
+        }
+        return source
+    }
+
+    /// The bytes of the message file `name` (`message-file`), read from the base folder.
+    /// Problems point at the key.
+    mutating func messageFileContent(_ name: String, key: Node) -> [UInt8]? {
+        guard OutputFolder.isSafeName(name) else {
+            report(key, "'message-file' is a plain file name in the scenario's folder (letters, digits, '.', '-', '_', not starting with '.'), not '\(name)'")
+            return nil
+        }
+        guard let folder = baseFolder else {
+            let why = file == "stdin" ? "a scenario read from standard input has no folder" : "this scenario was read with no folder given"
+            report(key, "'message-file' names a file beside the scenario, and \(why) to read '\(name)' from")
+            return nil
+        }
+        do {
+            return try FileBeside.read(name, in: folder, limit: Scenario.messageFileLimit)
+        } catch {
+            if error.isMissing {
+                report(key, "'message-file' \(name): no such file in \(folder == "." ? "the current folder" : folder)")
+            } else {
+                report(key, "'message-file' \(name) \(error.message)")
+            }
+            return nil
+        }
+    }
+
     /// A step with only a reply: the server speaks without being asked.
     mutating func unsolicited(_ pairs: Pairs, node: Node) -> Scenario.Step? {
-        for key in pairs.order where !["reply", "reply-base64", "delay", "recorded-delay", "fault", "note"].contains(key) {
+        for key in pairs.order where !["reply", "reply-base64", "reply-by", "delay", "recorded-delay", "fault", "note"].contains(key) {
             report(pairs.keys[key], "'\(key)' does not apply to a step that is only a reply")
         }
         let (_, reply) = replyField(pairs, "reply", in: "a step")
@@ -619,8 +690,9 @@ struct Walker {
                 fault = nil
             }
         }
+        let replyBy = replySource(pairs, fault: fault)
         guard let reply else { return nil }
-        return Scenario.Step(kind: .unsolicited, reply: reply,
+        return Scenario.Step(kind: .unsolicited, reply: reply, replyBy: replyBy,
                              delay: pairs["delay"].flatMap { seconds($0, key: "delay") },
                              recordedDelay: pairs["recorded-delay"].flatMap { seconds($0, key: "recorded-delay") },
                              fault: fault,

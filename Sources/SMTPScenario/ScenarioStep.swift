@@ -31,6 +31,9 @@ extension Scenario {
         /// BDAT, the reply to the last chunk. `nil` only with a fault that sends no reply
         /// (`drop`, `stall`, `reset`).
         public var reply: Reply?
+        /// Who sent ``reply`` (`reply-by`): the server, or a recording proxy answering in its
+        /// place. Only a step with a reply has a source other than ``ReplySource/server``.
+        public var replyBy: ReplySource
         /// Seconds the server waits on purpose before answering (`delay`): a slow server written
         /// by hand. Replay always honours it.
         public var delay: Double?
@@ -47,10 +50,11 @@ extension Scenario {
 
         /// A step of any kind; the `command`, `auth`, `message` and `unsolicited` constructors
         /// are shorter for the common cases.
-        public init(kind: Kind, reply: Reply?, delay: Double? = nil, recordedDelay: Double? = nil, fault: Fault? = nil,
-                    startsTLS: Bool = false, note: String? = nil) {
+        public init(kind: Kind, reply: Reply?, replyBy: ReplySource = .server, delay: Double? = nil, recordedDelay: Double? = nil,
+                    fault: Fault? = nil, startsTLS: Bool = false, note: String? = nil) {
             self.kind = kind
             self.reply = reply
+            self.replyBy = replyBy
             self.delay = delay
             self.recordedDelay = recordedDelay
             self.fault = fault
@@ -164,16 +168,24 @@ extension Scenario {
         /// `message` text (lines broken by LF), when ``content`` holds the message as recorded.
         /// Without it, the content itself is the pattern.
         public var pattern: String?
+        /// The name of the file beside the scenario that holds ``content`` (`message-file`),
+        /// for a message too large to write inline; `nil` for a message written in the scenario.
+        ///
+        /// The reader loads the file into ``content``. The writer writes only the name, never the
+        /// file: whoever sets a name writes the file (``Scenario/placingLargeMessages(baseName:threshold:)``
+        /// returns the bytes to write).
+        public var file: String?
 
         /// A message from its exact content (dot-unstuffed, CRLF line endings as sent).
         public init(content: [UInt8], via: MessageTransfer = .data, chunks: [Int] = [], chunkReplies: [Reply] = [],
-                    match: MessageMatch = .normalized, pattern: String? = nil) {
+                    match: MessageMatch = .normalized, pattern: String? = nil, file: String? = nil) {
             self.content = content
             self.via = via
             self.chunks = chunks
             self.chunkReplies = chunkReplies
             self.match = match
             self.pattern = pattern
+            self.file = file
         }
 
         /// A message from text whose lines are broken by LF, as in a scenario file: each LF not

@@ -70,6 +70,7 @@ public enum ScenarioWriter {
         ]
         pairs += reply(session.greeting, key: "greeting")
         pairs += [
+            ("greeting-by", source(session.greetingBy)),
             ("greeting-delay", session.greetingDelay.map(number)),
             ("recorded-greeting-delay", session.recordedGreetingDelay.map(number)),
             ("steps", session.steps.isEmpty ? nil : .sequence(.init(session.steps.map(step), Tag(.seq), .block))),
@@ -101,7 +102,10 @@ public enum ScenarioWriter {
         case .auth(let line):
             pairs += clientLine(line, key: "auth")
         case .message(let message):
-            if let text = TextForm.message(message.content) {
+            if let file = message.file {
+                // The content is in the file beside the scenario, which its owner writes.
+                pairs.append(("message-file", string(file)))
+            } else if let text = TextForm.message(message.content) {
                 pairs.append(("message", .scalar(.init(text, Tag(.str), .literal))))
             } else {
                 pairs.append(("message-base64", string(Base64.encode(message.content))))
@@ -114,6 +118,7 @@ public enum ScenarioWriter {
         }
         if let answer = step.reply { pairs += reply(answer, key: "reply") }
         pairs += [
+            ("reply-by", step.reply == nil ? nil : source(step.replyBy)),
             ("delay", step.delay.map(number)),
             ("recorded-delay", step.recordedDelay.map(number)),
             ("fault", step.fault.map { string($0.rawValue) }),
@@ -121,6 +126,11 @@ public enum ScenarioWriter {
             ("note", step.note.map(string)),
         ]
         return .mapping(mapping(pairs))
+    }
+
+    /// `proxy`; the server, the default, is not written.
+    static func source(_ source: Scenario.ReplySource) -> Node? {
+        source == .server ? nil : string(source.rawValue)
     }
 
     /// `key: text` (or `key-base64: bytes`), then `match` and `pattern`.

@@ -122,7 +122,9 @@ public func withReplayServer(scenarioFile path: String, options: ReplayTestOptio
     } catch {
         throw ReplayTestError(description: "\(path): cannot be read (\(error.localizedDescription))")
     }
-    let result = ScenarioReader.parse(bytes: Array(data), file: path)
+    // Message files (`message-file`) are read from the scenario's folder.
+    let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
+    let result = ScenarioReader.parse(bytes: Array(data), file: path, baseFolder: folder)
     guard let scenario = result.scenario, result.diagnostics.isEmpty else {
         throw ReplayTestError(description: result.diagnostics.map(\.description).joined(separator: "\n"))
     }

@@ -72,7 +72,8 @@ public final class JSONTranscriptWriter: SessionObserver {
         out.append(0x22)
     }
 
-    /// `flags` is always written, empty when the line broke no rule.
+    /// `flags` is always written, empty when the line broke no rule (and, from a scenario, was
+    /// not sent by a proxy: `by_proxy`).
     func flags(_ flags: LineFlags) {
         field("flags")
         out.append(0x5B)

@@ -146,6 +146,102 @@ import Testing
         #expect(transcript.text.contains("C: EHLO client.example.test"))
     }
 
+    /// A capture whose one message is over 1 MiB: the message is sent as DATA in many segments,
+    /// with a line that begins with a dot (stuffed on the wire, not in the file).
+    static func largeMessageCapture(in folder: URL) throws -> (capture: URL, content: [UInt8]) {
+        var content = Array("From: Alice <alice@example.test>\r\nSubject: the whole archive\r\n\r\n".utf8)
+        var line = 0
+        while content.count <= (1 << 20) + 4096 {
+            line += 1
+            content += Array((line == 500 ? ".a line that begins with a dot\r\n" : "line \(line) of the archive, which goes on and on\r\n").utf8)
+        }
+        var c = Conversation()
+        c.handshake()
+        c.server("220 mx.example.test ESMTP\r\n")
+        c.client("EHLO client.example.test\r\n")
+        c.server("250-mx.example.test\r\n250 SIZE 52428800\r\n")
+        c.client("MAIL FROM:<alice@example.test>\r\n")
+        c.server("250 2.1.0 Ok\r\n")
+        c.client("RCPT TO:<bob@example.test>\r\n")
+        c.server("250 2.1.5 Ok\r\n")
+        c.client("DATA\r\n")
+        c.server("354 End data with <CR><LF>.<CR><LF>\r\n")
+        let wire = DotStuffing.stuff(content)
+        for start in stride(from: 0, to: wire.count, by: 32 << 10) {
+            c.client(Array(wire[start..<min(start + (32 << 10), wire.count)]))
+        }
+        c.server("250 2.0.0 Ok: queued as 4C2F1A\r\n")
+        c.client("QUIT\r\n")
+        c.server("221 2.0.0 Bye\r\n")
+        c.closeByServer()
+        let capture = folder.appendingPathComponent("big.pcap")
+        try c.pcap.write(to: capture)
+        return (capture, content)
+    }
+
+    /// A message over 1 MiB goes beside its scenario: the scenario names the file, the file holds
+    /// the exact content, `check` and `format --check` accept the scenario, its transcript shows
+    /// what the capture's shows, and the file is covered by the rules for existing files.
+    @Test func extractKeepsALargeMessageBesideTheScenario() throws {
+        let folder = Fixtures.temporaryFile("large")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let (capture, content) = try Self.largeMessageCapture(in: folder)
+        let out = folder.appendingPathComponent("out")
+        let extract = try cli.smtptape(["extract", capture.path, "-o", out.path])
+        #expect(extract.status == 0, "\(extract.stderr)")
+        let files = extract.text.split(separator: "\n").map(String.init)
+        #expect(files.map { URL(fileURLWithPath: $0).lastPathComponent } == ["big-session-1.yaml", "big-session-1-s1-step5.eml"])
+        guard files.count == 2 else { return }
+        let yaml = try String(contentsOfFile: files[0], encoding: .utf8)
+        #expect(yaml.contains("\n  - message-file: big-session-1-s1-step5.eml\n    reply: '250 2.0.0 Ok: queued as 4C2F1A'\n"))
+        #expect(yaml.utf8.count < 4096)
+        #expect(try [UInt8](Data(contentsOf: URL(fileURLWithPath: files[1]))) == content)
+        #expect(try cli.smtptape(["check", files[0]]).status == 0)
+        #expect(try cli.smtptape(["format", "--check", files[0]]).status == 0)
+
+        // The scenario's transcript shows the capture's commands, replies and message data.
+        let fromCapture = try cli.smtptape(["transcript", "--data", "full", capture.path])
+        let fromScenario = try cli.smtptape(["transcript", "--data", "full", files[0]])
+        #expect(fromScenario.status == 0, "\(fromScenario.stderr)")
+        let captured = Self.dialogueLines(fromCapture.text), played = Self.dialogueLines(fromScenario.text)
+        #expect(captured.filter { $0.hasPrefix("D: ") }.count > 20_000)
+        for tag in ["C: ", "S: ", "D: "] {
+            #expect(played.filter { $0.hasPrefix(tag) } == captured.filter { $0.hasPrefix(tag) }, "\(tag)")
+        }
+
+        // Extracting again: the message file exists too, so nothing is written without --force.
+        try Data("changed".utf8).write(to: URL(fileURLWithPath: files[1]))
+        try FileManager.default.removeItem(atPath: files[0])
+        let again = try cli.smtptape(["extract", capture.path, "-o", out.path])
+        #expect(again.status == 2)
+        #expect(again.stderr.contains("big-session-1-s1-step5.eml already exists"), "\(again.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: files[0]))
+        #expect(try cli.smtptape(["extract", "--force", capture.path, "-o", out.path]).status == 0)
+        #expect(try [UInt8](Data(contentsOf: URL(fileURLWithPath: files[1]))) == content)
+
+        // `format` rewrites the scenario and leaves the message file alone.
+        try Data(("# a comment\n" + yaml).utf8).write(to: URL(fileURLWithPath: files[0]))
+        try Data("Subject: edited by hand\r\n".utf8).write(to: URL(fileURLWithPath: files[1]))
+        let format = try cli.smtptape(["format", files[0]])
+        #expect(format.status == 0, "\(format.stderr)")
+        #expect(try String(contentsOfFile: files[0], encoding: .utf8) == yaml)
+        #expect(try String(contentsOfFile: files[1], encoding: .utf8) == "Subject: edited by hand\r\n")
+        // Read from standard input, the scenario has no folder to read the message from.
+        let piped = try cli.smtptape(["check", "-"], stdin: URL(fileURLWithPath: files[0]))
+        #expect(piped.status == 1)
+        let line = yaml.split(separator: "\n", omittingEmptySubsequences: false).firstIndex { $0.hasPrefix("  - message-file:") }.map { $0 + 1 } ?? 0
+        #expect(piped.stderr.hasPrefix("stdin:\(line):5: 'message-file' names a file beside the scenario, and a scenario read from standard input has no folder to read 'big-session-1-s1-step5.eml' from\n"), "\(piped.stderr)")
+    }
+
+    /// The `C:`, `S:` and `D:` lines of a transcript, without their times.
+    static func dialogueLines(_ transcript: String) -> [String] {
+        transcript.split(separator: "\n").compactMap { line in
+            let trimmed = line.drop { $0 == " " || $0 == "+" || $0 == "." || $0.isNumber }
+            return ["C: ", "S: ", "D: "].contains { trimmed.hasPrefix($0) } ? String(trimmed) : nil
+        }
+    }
+
     @Test func extractPicksSessions() throws {
         let folder = Fixtures.temporaryFile("picked")
         defer { try? FileManager.default.removeItem(at: folder) }

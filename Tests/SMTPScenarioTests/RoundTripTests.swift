@@ -10,7 +10,8 @@ import Testing
     @Test func scenariosFolderHasTheExamples() {
         let names = Repository.scenarioFiles.map { URL(fileURLWithPath: $0).lastPathComponent }
         for example in ["recipient-rejected", "mailbox-full", "greylisting", "server-shutting-down", "slow-server",
-                        "disconnect-during-data", "starttls-required", "auth-failure", "message-too-large", "unresponsive-server"] {
+                        "disconnect-during-data", "starttls-required", "auth-failure", "message-too-large", "unresponsive-server",
+                        "upstream-failure"] {
             #expect(names.contains(example + ".yaml"))
         }
         #expect(Repository.files(in: Repository.scenarios.appendingPathComponent("recorded"), ending: ".yaml").count == Repository.captureFiles.count)
@@ -164,10 +165,12 @@ import Testing
                 default: break
                 }
             }
+            // Replies the recording proxy sent in the server's place.
+            for index in steps.indices where steps[index].reply != nil && rng.next() % 4 == 0 { steps[index].replyBy = .proxy }
             let quits = steps.last?.verb == .quit
             let faulted = steps.last?.fault != nil
             sessions.append(Scenario.Session(name: rng.next() % 2 == 0 ? nil : "s", implicitTLS: rng.next() % 5 == 0,
-                                             greeting: Scenario.Reply(greeting), greetingDelay: rng.next() % 3 == 0 ? 1.5 : nil,
+                                             greeting: Scenario.Reply(greeting), greetingBy: rng.next() % 4 == 0 ? .proxy : .server, greetingDelay: rng.next() % 3 == 0 ? 1.5 : nil,
                                              recordedGreetingDelay: rng.next() % 3 == 0 ? 0.004 : nil,
                                              steps: steps, end: quits ? .quit : faulted ? .serverClose : pick([.clientClose, .serverClose])))
         }

@@ -13,7 +13,9 @@ struct Extract: ParsableCommand {
             (mail-session-3.yaml, letters, digits, '.', '-' and '_' only; stdin-session-3.yaml for \
             standard input) and written into the output folder only. A session the capture does not \
             hold whole (bytes missing, encrypted after STARTTLS, a line cut off) is written up to \
-            that point, with an 'incomplete' field that says where and why. Files that already \
+            that point, with an 'incomplete' field that says where and why. A message over 1 MiB \
+            is written beside its scenario as an .eml file that the scenario names \
+            (mail-session-3-s1-step7.eml: session 1, step 7), its exact content. Files that already \
             exist are not replaced without --force (nothing is written then, exit 2). The paths \
             written are printed one per line.
 
@@ -56,13 +58,16 @@ struct Extract: ParsableCommand {
         recorder.onScenario = { info, scenario in
             found.insert(info.id)
             guard wanted.isEmpty || wanted.contains(info.id) else { return }
-            let name = OutputFolder.safeName(OutputFolder.stem(info.source)) + "-session-\(info.id).yaml"
-            let bytes = Array(ScenarioWriter.yaml(scenario).utf8)
+            let stem = OutputFolder.safeName(OutputFolder.stem(info.source)) + "-session-\(info.id)"
+            let (placed, messageFiles) = scenario.placingLargeMessages(baseName: stem)
+            let bytes = Array(ScenarioWriter.yaml(placed).utf8)
             do throws(FileError) {
-                try folder.write(bytes, to: name)
+                try folder.write(bytes, to: stem + ".yaml")
                 if let offset = Self.offset(of: Array(Self.pendingDigest.utf8), in: bytes) {
-                    awaitingDigest.append((name, offset))
+                    awaitingDigest.append((stem + ".yaml", offset))
                 }
+                // Staged with the scenario: the same refusal to overwrite, the same --force.
+                for file in messageFiles { try folder.write(file.content, to: file.name) }
             } catch {
                 if failure == nil { failure = error.description }
             }

@@ -7,7 +7,8 @@ struct Format: ParsableCommand {
         abstract: "Rewrite scenario files in canonical form.",
         discussion: """
             The canonical form is written from the parsed scenario alone (comments are dropped: \
-            keep remarks in 'note' fields). Files with problems are reported as by 'check' and \
+            keep remarks in 'note' fields). Message files beside a scenario ('message-file') are \
+            read to check them, never rewritten. Files with problems are reported as by 'check' and \
             left alone. With --check nothing is written: files not in canonical form are named \
             and the exit status is 1. '-' reads standard input and prints the canonical form.
 
@@ -36,7 +37,7 @@ struct Format: ParsableCommand {
                 let input = try InputSource(path: file)
                 let bytes = try input.readAll(limit: Scenario.sizeLimit)
                 current = bytes
-                result = ScenarioReader.parse(bytes: bytes, file: input.path == "-" ? "stdin" : file)
+                result = ScenarioReader.parse(bytes: bytes, file: input.path == "-" ? "stdin" : file, baseFolder: FileBeside.folder(of: file))
             } catch {
                 Standard.error("smtptape: \(error.description)")
                 status = 2
