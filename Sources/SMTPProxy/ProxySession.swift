@@ -24,6 +24,8 @@ final class ProxySession {
     let recorder: ScenarioRecorder
     let transcript: ByteOutput?
     let observers: SessionObserverGroup
+    /// The observers, with the replies the proxy makes itself flagged as such.
+    let marked: ProxyReplyMarker<SessionObserverGroup>
     var info: SessionInfo
     var scenario: Scenario?
     /// What the client sent after STARTTLS, held until the server's reply: dropped if TLS begins
@@ -60,6 +62,7 @@ final class ProxySession {
             transcript = nil
         }
         self.observers = SessionObserverGroup(observers)
+        marked = ProxyReplyMarker(self.observers)
         recorder.onScenario = { [unowned self] _, scenario in self.scenario = scenario }
     }
 
@@ -123,10 +126,13 @@ final class ProxySession {
         closed.insert(.server)
     }
 
-    /// A reply the proxy makes itself: sent to the client and recorded as the server's.
+    /// A reply the proxy makes itself: sent to the client and recorded in the server's place,
+    /// marked as the proxy's (`reply-by: proxy`, `greeting-by: proxy`).
     func proxyReply(_ text: String) {
         let bytes = Array(text.utf8)
-        bytes.withUnsafeBytes { dialogue.receive($0, from: .server, time: now(), observer: observers) }
+        marked.byProxy = true
+        bytes.withUnsafeBytes { dialogue.receive($0, from: .server, time: now(), observer: marked) }
+        marked.byProxy = false
         client.writeAndFlush(ByteBuffer(bytes: bytes), promise: nil)
     }
 

@@ -149,46 +149,48 @@ public enum ScenarioPlayback {
     }
 }
 
-/// Passes a played scenario's dialogue on to an observer, flagging the replies a recording proxy
-/// sent in the server's place (``LineFlags/byProxy``): transcripts show them `[by_proxy]`.
-final class ProxyReplyMarker<Base: SMTPDialogueObserver>: SMTPDialogueObserver {
+/// Passes a dialogue on to an observer, flagging the replies a recording proxy sent in the
+/// server's place (``LineFlags/byProxy``): transcripts show them `[by_proxy]`, and the scenario
+/// recorder writes them `reply-by: proxy`. The proxy uses it as it records; playback as it
+/// renders such a scenario.
+public final class ProxyReplyMarker<Base: SMTPDialogueObserver>: SMTPDialogueObserver {
     let base: Base
     /// Whether the server bytes being read now came from the proxy.
-    var byProxy = false
+    public var byProxy = false
 
-    init(_ base: Base) { self.base = base }
+    public init(_ base: Base) { self.base = base }
 
-    func reply(_ raw: UnsafeRawBufferPointer, lineCount: Int, code: Int?, context: ReplyContext, flags: LineFlags, time: Timestamp) {
+    public func reply(_ raw: UnsafeRawBufferPointer, lineCount: Int, code: Int?, context: ReplyContext, flags: LineFlags, time: Timestamp) {
         base.reply(raw, lineCount: lineCount, code: code, context: context, flags: byProxy ? flags.union(.byProxy) : flags, time: time)
     }
 
-    func command(_ raw: UnsafeRawBufferPointer, verb: SMTPVerb, flags: LineFlags, secret: Range<Int>?, time: Timestamp) {
+    public func command(_ raw: UnsafeRawBufferPointer, verb: SMTPVerb, flags: LineFlags, secret: Range<Int>?, time: Timestamp) {
         base.command(raw, verb: verb, flags: flags, secret: secret, time: time)
     }
 
-    func authResponse(_ raw: UnsafeRawBufferPointer, secret: Range<Int>?, flags: LineFlags, time: Timestamp) {
+    public func authResponse(_ raw: UnsafeRawBufferPointer, secret: Range<Int>?, flags: LineFlags, time: Timestamp) {
         base.authResponse(raw, secret: secret, flags: flags, time: time)
     }
 
-    func messageBegan(message: Int, transfer: MessageTransfer, bytesMissingBefore: Bool, time: Timestamp) {
+    public func messageBegan(message: Int, transfer: MessageTransfer, bytesMissingBefore: Bool, time: Timestamp) {
         base.messageBegan(message: message, transfer: transfer, bytesMissingBefore: bytesMissingBefore, time: time)
     }
 
-    func messageData(_ raw: UnsafeRawBufferPointer, message: Int, transfer: MessageTransfer, atLineStart: Bool, time: Timestamp) {
+    public func messageData(_ raw: UnsafeRawBufferPointer, message: Int, transfer: MessageTransfer, atLineStart: Bool, time: Timestamp) {
         base.messageData(raw, message: message, transfer: transfer, atLineStart: atLineStart, time: time)
     }
 
-    func messageEnd(_ raw: UnsafeRawBufferPointer, message: Int, transfer: MessageTransfer, size: Int, complete: Bool, time: Timestamp) {
+    public func messageEnd(_ raw: UnsafeRawBufferPointer, message: Int, transfer: MessageTransfer, size: Int, complete: Bool, time: Timestamp) {
         base.messageEnd(raw, message: message, transfer: transfer, size: size, complete: complete, time: time)
     }
 
-    func fragment(_ raw: UnsafeRawBufferPointer, side: Side, secret: Bool, time: Timestamp) {
+    public func fragment(_ raw: UnsafeRawBufferPointer, side: Side, secret: Bool, time: Timestamp) {
         base.fragment(raw, side: side, secret: secret, time: time)
     }
 
-    func gap(side: Side, bytes: Int, time: Timestamp) { base.gap(side: side, bytes: bytes, time: time) }
+    public func gap(side: Side, bytes: Int, time: Timestamp) { base.gap(side: side, bytes: bytes, time: time) }
 
-    func tlsStarted(_ start: TLSStart, time: Timestamp) { base.tlsStarted(start, time: time) }
+    public func tlsStarted(_ start: TLSStart, time: Timestamp) { base.tlsStarted(start, time: time) }
 
-    func encrypted(side: Side, bytes: Int, time: Timestamp) { base.encrypted(side: side, bytes: bytes, time: time) }
+    public func encrypted(side: Side, bytes: Int, time: Timestamp) { base.encrypted(side: side, bytes: bytes, time: time) }
 }

@@ -25,6 +25,8 @@ public final class ScenarioRecorder: SessionObserver {
 
         let info: SessionInfo
         var greeting: Scenario.Reply?
+        /// The greeting came from a recording proxy, not the server (``LineFlags/byProxy``).
+        var greetingByProxy = false
         var recordedGreetingDelay: Double?
         var steps: [Scenario.Step] = []
         var stepTimes: [Timestamp] = []
@@ -264,8 +266,10 @@ public final class ScenarioRecorder: SessionObserver {
             reply.bytes += [0x0D, 0x0A]
             fault = .partial
         }
+        let source: Scenario.ReplySource = flags.contains(.byProxy) ? .proxy : .server
         if context == .greeting {
             builder.greeting = reply
+            builder.greetingByProxy = source == .proxy
             builder.recordedGreetingDelay = Self.seconds(from: builder.info.start, to: time)
             builder.lastReplied = -1
             if fault != nil { builder.unterminatedReply = -1 }
@@ -301,6 +305,7 @@ public final class ScenarioRecorder: SessionObserver {
             // A reply nothing was waiting for (`421 4.4.2 timeout`): a step of its own.
             let index = addStep(Scenario.Step(kind: .unsolicited, reply: reply), time: time, to: builder)
             builder.steps[index].fault = fault
+            builder.steps[index].replyBy = source
             builder.lastReplied = index
             if index > 0 { builder.steps[index].recordedDelay = Self.seconds(from: builder.stepTimes[index - 1], to: time) }
             if fault != nil { builder.unterminatedReply = index }
@@ -316,6 +321,7 @@ public final class ScenarioRecorder: SessionObserver {
         switch builder.awaiting.removeFirst() {
         case .reply(let index):
             builder.steps[index].reply = reply
+            builder.steps[index].replyBy = source
             builder.steps[index].recordedDelay = Self.seconds(from: builder.stepTimes[index], to: time)
             builder.steps[index].fault = fault
             builder.lastReplied = index
@@ -323,6 +329,7 @@ public final class ScenarioRecorder: SessionObserver {
         case .chunk(let index, let last):
             if last {
                 builder.steps[index].reply = reply
+                builder.steps[index].replyBy = source
                 builder.steps[index].recordedDelay = Self.seconds(from: builder.stepTimes[index], to: time)
                 builder.steps[index].fault = fault
                 builder.lastReplied = index
@@ -462,6 +469,7 @@ public final class ScenarioRecorder: SessionObserver {
             implicitTLS: builder.implicitTLS,
             incomplete: notes.isEmpty ? nil : notes.joined(separator: "; "),
             greeting: greeting!,
+            greetingBy: builder.greetingByProxy ? .proxy : .server,
             recordedGreetingDelay: builder.implicitTLS ? nil : builder.recordedGreetingDelay,
             steps: steps)
         session.end = ending ?? (reason.endedBy == .server ? .serverClose : session.inferredEnd)

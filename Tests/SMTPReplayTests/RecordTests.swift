@@ -138,6 +138,7 @@ struct RecordTests {
         #expect(client.stdout.hasPrefix("421 4.4.1 smtptape: the server 127.0.0.1:\(port) cannot be reached"), "\(client.stdout)")
         #expect(yaml.contains("greeting: '421 4.4.1 smtptape: the server 127.0.0.1:\(port) cannot be reached'"), "\(yaml)")
         #expect(yaml.contains("could not be reached"))
+        #expect(yaml.contains("greeting-by: proxy"))
     }
 
     @Test("the server resets the connection during DATA: the client gets the proxy's 421, the scenario keeps what was answered")
