@@ -173,10 +173,17 @@ final class RecordingSink: @unchecked Sendable {
         let name = Self.name(session)
         var names = [name + ".yaml"]
         do {
-            try folder.write(Array(ScenarioWriter.yaml(session.scenario).utf8), to: names[0])
+            // A message over 1 MiB goes beside the scenario (`message-file`), as extract does.
+            let (scenario, messageFiles) = session.scenario.placingLargeMessages(baseName: name)
+            for file in messageFiles {
+                try folder.write(file.content, to: file.name)
+                // Published before the scenario that names them.
+                names.insert(file.name, at: 0)
+            }
+            try folder.write(Array(ScenarioWriter.yaml(scenario).utf8), to: name + ".yaml")
             if let transcript = session.transcript {
                 names.append(name + ".txt")
-                try folder.write(transcript, to: names[1])
+                try folder.write(transcript, to: name + ".txt")
             }
             for path in try folder.publish(names) { Standard.output(path) }
             Standard.error("smtptape: session \(session.number) (\(session.info.client) -> \(session.info.server)): \(session.scenario.sessions.first?.steps.count ?? 0) steps; \(session.ending)")
