@@ -78,6 +78,10 @@ final class ProxySession {
     func clientActive() {
         observers.sessionStarted(info)
         observers.select(session: info.id)
+        if proxy.configuration.listenTLS {
+            // The client speaks TLS from the first byte; the proxy reads it in the clear.
+            observers.tlsStarted(TLSStart(mode: .implicit, state: .decrypted(version: nil, cipherSuite: nil)), time: info.start)
+        }
         let configuration = proxy.configuration
         let upstreamTLS = configuration.upstreamTLS ? proxy.upstreamTLSContext : nil
         let host = configuration.upstreamHost

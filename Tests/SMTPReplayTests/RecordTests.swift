@@ -201,4 +201,86 @@ struct RecordTests {
         #expect(yaml.contains("the recording stopped (SIGINT or SIGTERM) with the connection open"), "\(yaml)")
         #expect(yaml.contains("client: EHLO me"))
     }
+
+    /// A scenario's YAML without what differs between two recordings of one dialogue: its name,
+    /// description, origin and the measured think times.
+    static func dialogueOnly(_ yaml: String) -> [String] {
+        var lines: [String] = []
+        var inOrigin = false
+        for line in yaml.split(separator: "\n", omittingEmptySubsequences: false) {
+            if line.hasPrefix("origin:") { inOrigin = true; continue }
+            if inOrigin, line.hasPrefix("  ") { continue }
+            inOrigin = false
+            if line.hasPrefix("name:") || line.hasPrefix("description:") || line.contains("recorded-delay:") || line.contains("recorded-greeting-delay:") { continue }
+            lines.append(String(line))
+        }
+        return lines
+    }
+
+    @Test("--pcap writes the plaintext dialogue (behind TLS): extract of that pcap gives the recording's scenario")
+    func pcapGivesTheSameScenario() throws {
+        let (cert, key) = try PythonServer.certificate()
+        let upstream = try PythonServer(PythonServer.aiosmtpd, arguments: [cert, key])
+        defer { upstream.stop() }
+        let dir = try Self.folder()
+        let proxy = try ReplayProcess(["--upstream", "127.0.0.1:\(upstream.port)", "--upstream-ca", cert, "-o", dir + "/recorded", "--listen", "127.0.0.1:0",
+                                       "--sessions", "1", "--tls-ca-out", dir + "/ca.pem", "--pcap", dir + "/plain.pcap", "--show-secrets"], command: "record")
+        #expect(try Self.smtplib(port: proxy.port, ca: dir + "/ca.pem").stdout == "exit 0\n")
+        #expect(proxy.finish().status == 0)
+        let extracted = try Tools.run([ReplayProcess.executable.path, "extract", "--show-secrets", "-o", dir + "/extracted", dir + "/plain.pcap"])
+        #expect(extracted.status == 0, "\(extracted.stderr)")
+        let recorded = try String(contentsOfFile: try #require(try Self.files(dir + "/recorded", ".yaml").first), encoding: .utf8)
+        let fromPcap = try String(contentsOfFile: try #require(try Self.files(dir + "/extracted", ".yaml").first), encoding: .utf8)
+        #expect(Self.dialogueOnly(fromPcap) == Self.dialogueOnly(recorded), "\(fromPcap)\n---\n\(recorded)")
+        #expect(recorded.contains("AGFsaWNl") || recorded.contains("YWxpY2U"), "--show-secrets keeps the credentials")
+        // Without --show-secrets, --pcap is refused, and says why.
+        let refused = try Tools.run([ReplayProcess.executable.path, "record", "--upstream", "127.0.0.1:1", "-o", dir, "--pcap", dir + "/x.pcap"])
+        #expect(refused.status == 64 && refused.stderr.contains("AUTH credentials included"), "\(refused.stderr)")
+    }
+
+    @Test("--tls passthrough: recorded up to STARTTLS, the client's TLS goes to the server untouched")
+    func passthrough() throws {
+        let (cert, key) = try PythonServer.certificate()
+        let upstream = try PythonServer(PythonServer.aiosmtpd, arguments: [cert, key])
+        defer { upstream.stop() }
+        let dir = try Self.folder()
+        let proxy = try ReplayProcess(["--upstream", "127.0.0.1:\(upstream.port)", "-o", dir, "--listen", "127.0.0.1:0", "--sessions", "1", "--tls", "passthrough"],
+                                      command: "record")
+        // The client verifies the server's own certificate: the proxy is not in the TLS.
+        #expect(try Self.smtplib(port: proxy.port, ca: cert).stdout == "exit 0\n")
+        #expect(proxy.finish().status == 0)
+        let scenario = try #require(try Self.files(dir, ".yaml").first)
+        let yaml = try String(contentsOfFile: scenario, encoding: .utf8)
+        #expect(yaml.contains("tls: start") && yaml.contains("continued under TLS after STARTTLS and could not be read"), "\(yaml)")
+        #expect(!yaml.contains("MAIL FROM") && !yaml.contains("mail FROM"))
+        #expect(try Tools.run([ReplayProcess.executable.path, "check", scenario]).status == 0)
+    }
+
+    @Test("implicit TLS on both legs (SMTPS): recorded in the clear, and replayed on a TLS listener")
+    func implicitTLS() throws {
+        let (cert, key) = try PythonServer.certificate()
+        let upstream = try PythonServer(PythonServer.aiosmtpd, arguments: [cert, key, "implicit"])
+        defer { upstream.stop() }
+        let dir = try Self.folder()
+        let proxy = try ReplayProcess(["--upstream", "127.0.0.1:\(upstream.port)", "--upstream-tls", "--upstream-ca", cert, "--listen-tls", "-o", dir,
+                                       "--listen", "127.0.0.1:0", "--sessions", "1", "--tls-ca-out", dir + "/ca.pem"], command: "record")
+        let client = """
+            import smtplib, ssl, sys
+            context = ssl.create_default_context(cafile=sys.argv[2])
+            with smtplib.SMTP_SSL("127.0.0.1", int(sys.argv[1]), context=context, timeout=10, local_hostname="client.example.test") as c:
+                c.login("alice", "s3cret")
+                c.sendmail("alice@example.com", ["bob@example.net"], "Subject: smtps\\r\\n\\r\\nhi\\r\\n")
+            print("sent")
+            """
+        let first = try Tools.run(["python3", "-c", client, String(proxy.port), dir + "/ca.pem"])
+        #expect(first.stdout == "sent\n", "\(first.stderr)")
+        #expect(proxy.finish().status == 0)
+        let scenario = try #require(try Self.files(dir, ".yaml").first)
+        let yaml = try String(contentsOfFile: scenario, encoding: .utf8)
+        #expect(yaml.contains("tls: implicit") && yaml.contains("Subject: smtps"), "\(yaml)")
+        let replay = try ReplayProcess([scenario, "--listen", "127.0.0.1:0", "--sessions", "1", "--tls-ca-out", dir + "/replay-ca.pem"])
+        let second = try Tools.run(["python3", "-c", client, String(replay.port), dir + "/replay-ca.pem"])
+        #expect(second.stdout == "sent\n", "\(second.stderr)")
+        #expect(replay.finish().status == 0)
+    }
 }

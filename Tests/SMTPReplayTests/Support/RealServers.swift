@@ -51,7 +51,8 @@ final class PythonServer: @unchecked Sendable {
         return (cert, key)
     }
 
-    /// aiosmtpd with STARTTLS (required before AUTH) and AUTH PLAIN/LOGIN for alice / s3cret.
+    /// aiosmtpd with STARTTLS (required before AUTH) and AUTH PLAIN/LOGIN for alice / s3cret;
+    /// with a fourth argument `implicit`, TLS from the first byte (SMTPS) instead.
     static let aiosmtpd = """
         import ssl, sys
         from aiosmtpd.controller import Controller
@@ -65,8 +66,12 @@ final class PythonServer: @unchecked Sendable {
                 return "250 2.0.0 Ok: queued as 7F3A"
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(cert, key)
-        controller = Controller(Handler(), hostname="127.0.0.1", port=port, server_hostname="mx.example.test",
-                                tls_context=context, require_starttls=True, authenticator=authenticator, auth_require_tls=True)
+        if sys.argv[4:] == ["implicit"]:
+            controller = Controller(Handler(), hostname="127.0.0.1", port=port, server_hostname="mx.example.test",
+                                    ssl_context=context, authenticator=authenticator, auth_require_tls=False)
+        else:
+            controller = Controller(Handler(), hostname="127.0.0.1", port=port, server_hostname="mx.example.test",
+                                    tls_context=context, require_starttls=True, authenticator=authenticator, auth_require_tls=True)
         controller.start()
         print("ready", flush=True)
         sys.stdin.read()
