@@ -41,7 +41,9 @@ public enum DotStuffing {
         var lineStart = atLineStart
         var index = 0
         let count = wire.count
-        output.reserveCapacity(output.count + count)
+        // No exact reserveCapacity here: callers append a message piece by piece, and reserving
+        // exactly the new size each time would defeat the array's geometric growth (a copy of
+        // the whole message per piece).
         while index < count {
             if lineStart, wire[index] == 0x2E { index += 1 }  // the stuffed dot
             guard index < count else { return false }

@@ -119,6 +119,9 @@ public struct SMTPDialogue {
     /// Whether the bytes after TLS starts are given in the clear (a proxy or a replay server sees
     /// them decrypted; a capture does not).
     let tlsIsDecrypted: Bool
+    /// Read no client byte after a STARTTLS line until its reply: a proxy holds those bytes (and
+    /// drops them if TLS begins, RFC 3207 4.2).
+    public var stopsAtTLSRequest = false
 
     /// - Parameter expectGreeting: `false` when the capture began after the session started, so
     ///   the first reply is not taken for the greeting.
@@ -149,15 +152,18 @@ public struct SMTPDialogue {
 
     // MARK: Input
 
-    /// Feeds the next in-order bytes of one side.
-    public mutating func receive(_ bytes: UnsafeRawBufferPointer, from side: Side, time: Timestamp, observer: some SMTPDialogueObserver) {
-        guard !bytes.isEmpty else { return }
+    /// Feeds the next in-order bytes of one side. Returns how many were read: all of them,
+    /// except with ``stopsAtTLSRequest`` after a client's STARTTLS line (the rest is left to the
+    /// caller, which must not pass it on before the reply).
+    @discardableResult
+    public mutating func receive(_ bytes: UnsafeRawBufferPointer, from side: Side, time: Timestamp, observer: some SMTPDialogueObserver) -> Int {
+        guard !bytes.isEmpty else { return 0 }
         let time = clamp(time)
         if side == .client {
-            receiveClient(bytes, time: time, observer: observer)
-        } else {
-            receiveServer(bytes, time: time, observer: observer)
+            return receiveClient(bytes, time: time, observer: observer)
         }
+        receiveServer(bytes, time: time, observer: observer)
+        return bytes.count
     }
 
     /// Reports that `count` bytes of one side are missing; parsing resumes at the next line.
@@ -332,7 +338,8 @@ public struct SMTPDialogue {
 
     // MARK: Client
 
-    mutating func receiveClient(_ input: UnsafeRawBufferPointer, time: Timestamp, observer: some SMTPDialogueObserver) {
+    @discardableResult
+    mutating func receiveClient(_ input: UnsafeRawBufferPointer, time: Timestamp, observer: some SMTPDialogueObserver) -> Int {
         var bytes = input
         // More bytes before the held line's reply: the reply that would tell is lost (or cut, as
         // at the start of a capture), and the line may have been `AUTH PLAIN <secret>` cut short.
@@ -345,12 +352,12 @@ public struct SMTPDialogue {
             }
         }
         while !bytes.isEmpty {
-            if tlsUndecided, !probeTLS(&bytes, from: .client, time: time, observer: observer) { return }
+            if tlsUndecided, !probeTLS(&bytes, from: .client, time: time, observer: observer) { return input.count }
             switch clientMode {
             case .encrypted:
                 summary.encryptedClient += bytes.count
                 observer.encrypted(side: .client, bytes: bytes.count, time: time)
-                return
+                return input.count
             case .bdat(let remaining, let last):
                 let take = min(remaining, bytes.count)
                 observer.messageData(UnsafeRawBufferPointer(rebasing: bytes[0..<take]), message: messageIndex, transfer: .bdat, atLineStart: false, time: time)
@@ -375,7 +382,7 @@ public struct SMTPDialogue {
             default:
                 switch Self.nextLine(&bytes, buffer: &clientLine, resync: &clientResync, side: .client, secret: inAuthExchange || clientInDoubt, time: time, observer: observer) {
                 case nil:
-                    return
+                    return input.count
                 case .fragment:
                     continue
                 case .inPlace(let raw, let flags):
@@ -387,8 +394,12 @@ public struct SMTPDialogue {
                     line.removeAll(keepingCapacity: true)
                     if clientLine.isEmpty { swap(&line, &clientLine) }
                 }
+                if stopsAtTLSRequest, clientMode == .awaitingTLSReply {
+                    return input.count - bytes.count
+                }
             }
         }
+        return input.count
     }
 
     mutating func handleClientLine(_ raw: UnsafeRawBufferPointer, flags inputFlags: LineFlags, time: Timestamp, observer: some SMTPDialogueObserver) {
@@ -1014,7 +1025,7 @@ public struct SMTPDialogue {
         if let held = heldAfterGap, !held.isEmpty {
             // Sent before this reply; read now that the reply said what they are.
             clientResync = true
-            held.withUnsafeBytes { receiveClient($0, time: time, observer: observer) }
+            _ = held.withUnsafeBytes { receiveClient($0, time: time, observer: observer) }
         }
     }
 

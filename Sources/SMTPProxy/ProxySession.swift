@@ -45,6 +45,8 @@ final class ProxySession {
         self.promise = promise
         let configuration = proxy.configuration
         dialogue = SMTPDialogue(expectGreeting: true, tlsIsDecrypted: !configuration.passthrough)
+        // The bytes after a STARTTLS line stay with the proxy until the server's reply.
+        dialogue.stopsAtTLSRequest = !configuration.passthrough
         let start = Timestamp.now()
         let clientAddress = client.remoteAddress.map(RecordProxy.describe) ?? "unknown"
         info = SessionInfo(id: number, client: clientAddress, server: configuration.upstream, start: start,
@@ -135,7 +137,7 @@ final class ProxySession {
     func proxyReply(_ text: String) {
         let bytes = Array(text.utf8)
         marked.byProxy = true
-        bytes.withUnsafeBytes { dialogue.receive($0, from: .server, time: now(), observer: marked) }
+        _ = bytes.withUnsafeBytes { dialogue.receive($0, from: .server, time: now(), observer: marked) }
         marked.byProxy = false
         client.writeAndFlush(ByteBuffer(bytes: bytes), promise: nil)
     }
@@ -148,22 +150,8 @@ final class ProxySession {
             return
         }
         let time = now()
-        let forward = buffer.withUnsafeReadableBytes { raw -> Int in
-            if proxy.configuration.passthrough || dialogue.isEncrypted {
-                dialogue.receive(raw, from: .client, time: time, observer: observers)
-                return raw.count
-            }
-            // Line by line, so that the bytes after a STARTTLS line stay here.
-            var start = 0
-            while start < raw.count {
-                let rest = UnsafeRawBufferPointer(rebasing: raw[start...])
-                let end = rest.firstIndex(of: 0x0A).map { start + $0 + 1 } ?? raw.count
-                dialogue.receive(UnsafeRawBufferPointer(rebasing: raw[start..<end]), from: .client, time: time, observer: observers)
-                start = end
-                if dialogue.awaitsTLSReply { break }
-            }
-            return start
-        }
+        // The dialogue reads up to a STARTTLS line and no further (stopsAtTLSRequest).
+        let forward = buffer.withUnsafeReadableBytes { dialogue.receive($0, from: .client, time: time, observer: observers) }
         if forward < buffer.readableBytes {
             held = Array(buffer.readableBytesView.dropFirst(forward))
         }
@@ -174,7 +162,7 @@ final class ProxySession {
 
     func fromServer(_ buffer: ByteBuffer) {
         let tlsBefore = dialogue.summary.tls
-        buffer.withUnsafeReadableBytes { dialogue.receive($0, from: .server, time: now(), observer: observers) }
+        _ = buffer.withUnsafeReadableBytes { dialogue.receive($0, from: .server, time: now(), observer: observers) }
         client.write(buffer, promise: nil)
         client.flush()
         if !proxy.configuration.passthrough, tlsBefore == nil, dialogue.summary.tls == .startTLS {

@@ -140,7 +140,7 @@ public enum ScenarioPlayback {
                 // Each write is a whole reply (a partial one ends the session): the reply the
                 // dialogue reports during it, or at the end, is that write's.
                 if write.side == .server { marker.byProxy = write.replyBy == .proxy }
-                write.bytes.withUnsafeBytes { dialogue.receive($0, from: write.side, time: time, observer: marker) }
+                _ = write.bytes.withUnsafeBytes { dialogue.receive($0, from: write.side, time: time, observer: marker) }
             }
             dialogue.finish(time: time, observer: marker)
             observer.sessionEnded(info, summary: dialogue.summary, reason: endReason(session), time: time)

@@ -205,6 +205,21 @@ struct DialogueSessionTests {
         #expect(t.log.first == (secret ? "A hunter2! secret=hunter2!" : "C hunter2!"), "\(t.log)")
     }
 
+    @Test("stopsAtTLSRequest: the bytes after a STARTTLS line are not read; without it they are")
+    func stopsAtTLSRequest() {
+        let input = Array("EHLO c\r\nSTARTTLS\r\nRSET\r\n".utf8)
+        for stops in [true, false] {
+            var dialogue = SMTPDialogue()
+            dialogue.stopsAtTLSRequest = stops
+            let observer = RecordingObserver()
+            _ = Array("220 hi\r\n".utf8).withUnsafeBytes { dialogue.receive($0, from: .server, time: Timestamp(nanoseconds: 0), observer: observer) }
+            let read = input.withUnsafeBytes { dialogue.receive($0, from: .client, time: Timestamp(nanoseconds: 1), observer: observer) }
+            #expect(read == (stops ? 18 : input.count))
+            #expect(dialogue.awaitsTLSReply)
+            #expect(observer.events.filter { if case .command = $0 { true } else { false } }.count == (stops ? 2 : 3))
+        }
+    }
+
     // MARK: AUTH
 
     @Test("AUTH PLAIN with an initial response: the response is a secret range of the command")
