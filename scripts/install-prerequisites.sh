@@ -2,7 +2,7 @@
 # Installs what smtptape needs from Debian's packages (and PyPI), skipping what is already there.
 #   scripts/install-prerequisites.sh            libpcap-dev: enough to build, run and test
 #   scripts/install-prerequisites.sh --captures  + tcpdump, swaks, msmtp, curl, postfix, aiosmtpd (Captures/make-captures.sh)
-#   scripts/install-prerequisites.sh --bench     + tcpdump, tshark, postfix, GNU time, valgrind (bench/)
+#   scripts/install-prerequisites.sh --bench     + tcpdump, tshark, postfix, GNU time, valgrind, aiosmtpd (bench/)
 #   scripts/install-prerequisites.sh --corpus    + tshark, python3 (scripts/check-corpus.sh)
 # Fails if a tool it was asked for is still missing afterwards.
 set -euo pipefail
@@ -12,7 +12,7 @@ commands=()   # tools that must be on PATH afterwards
 for option in "$@"; do
   case "$option" in
     --captures) packages+=(tcpdump swaks msmtp curl postfix openssl); python_packages+=(aiosmtpd) ;;
-    --bench) packages+=(tcpdump tshark postfix time valgrind); commands+=(tshark) ;;
+    --bench) packages+=(tcpdump tshark postfix time valgrind); python_packages+=(aiosmtpd); commands+=(tshark) ;;
     --corpus) packages+=(tshark); commands+=(tshark python3) ;;
     *) echo "usage: $0 [--captures] [--bench] [--corpus]" >&2; exit 64 ;;
   esac
