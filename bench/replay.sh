@@ -246,6 +246,7 @@ fi
 # --- report ----------------------------------------------------------------------------------
 revision=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
 [[ -n $(git -C "$root" status --porcelain --untracked-files=no 2>/dev/null) ]] && revision+=" (with uncommitted changes)"
+[[ -n ${BENCH_SMTPTAPE:-} ]] && revision+=" (but the binary timed is BENCH_SMTPTAPE=$BENCH_SMTPTAPE)"
 swift_version=$(swift --version 2>/dev/null | grep -oE 'Swift version [0-9.]+' | head -1 || true)
 postfix_version=$("$(dirname "$sink")/postconf" -d -h mail_version 2>/dev/null || echo "?")
 aiosmtpd_version=$("$python" -c 'import aiosmtpd; print(aiosmtpd.__version__)')
