@@ -267,7 +267,7 @@ report=$work/replay-results.txt
         echo "| ${label[$k]} | ${med_rate[$k]} | $(range "${rates[$k]}") | ${med_cpu[$k]} | $(awk -v c="${med_cpu[$k]}" -v m="$messages" 'BEGIN { printf "%.0f", c / m * 1e6 }') | ${med_client[$k]} | $(ratio "${med_rate[replay]}" "${med_rate[$k]}") |"
     done
     echo
-    echo "start-up of \`smtptape replay bench/smtp-source.yaml --listen 127.0.0.1:0\`, launch to: address line ${cli_address} ms, connect ${cli_connect} ms, 220 greeting ${cli_greeting} ms (medians of $startup_runs)"
+    echo "start-up of \`smtptape replay bench/smtp-source.yaml --listen 127.0.0.1:0 --sessions 1\`, launch to: address line ${cli_address} ms, connect ${cli_connect} ms, 220 greeting ${cli_greeting} ms (medians of $startup_runs)"
     if [[ -n $inproc_line ]]; then
         echo "start-up in-process (withReplayServer, debug test build), call to connect: median ${inproc_connect} ms; the process's first server ${inproc_first} ms (it also starts the event-loop threads)"
     fi
