@@ -5,7 +5,7 @@
 #                                               the real clients and servers of the replay tests
 #                                               (scripts/test.sh; without them those tests skip)
 #   scripts/install-prerequisites.sh --captures  + those and postfix, openssl (Captures/make-captures.sh)
-#   scripts/install-prerequisites.sh --bench     + tcpdump, tshark, postfix, GNU time, valgrind (bench/)
+#   scripts/install-prerequisites.sh --bench     + tcpdump, tshark, postfix, GNU time, valgrind, aiosmtpd (bench/)
 #   scripts/install-prerequisites.sh --corpus    + tshark, python3 (scripts/check-corpus.sh)
 # Fails if a tool it was asked for is still missing afterwards.
 set -euo pipefail
@@ -19,7 +19,7 @@ for option in "$@"; do
   case "$option" in
     --clients) clients ;;
     --captures) clients; packages+=(postfix openssl) ;;
-    --bench) packages+=(tcpdump tshark postfix time valgrind); commands+=(tshark) ;;
+    --bench) packages+=(tcpdump tshark postfix time valgrind); python_packages+=(aiosmtpd); commands+=(tshark) ;;
     --corpus) packages+=(tshark); commands+=(tshark python3) ;;
     *) echo "usage: $0 [--clients] [--captures] [--bench] [--corpus]" >&2; exit 64 ;;
   esac

@@ -232,6 +232,9 @@ public struct CompiledSession: Sendable {
     public let session: Scenario.Session
     /// One matcher per step: `matchers[i]` for `session.steps[i]`.
     public let matchers: [StepMatcher]
+    /// What each step expects, as verdicts write it (`expected[i]` for `session.steps[i]`): made
+    /// once here rather than for every connection that plays the session.
+    public let expected: [String]
 
     /// - Throws: ``ScenarioPatternError`` (with ``ScenarioPatternError/step``) for the first
     ///   step whose `regex` pattern does not compile.
@@ -249,6 +252,7 @@ public struct CompiledSession: Sendable {
         }
         self.session = session
         self.matchers = matchers
+        self.expected = session.steps.map(SessionPlayer.expected)
     }
 
     /// Whether `line` meets the expectation of step `step`.

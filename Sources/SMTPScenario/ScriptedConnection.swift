@@ -30,6 +30,9 @@ public struct ScriptedConnection: Sendable {
         case playing(SessionPlayer)
         /// The greeting (the first candidate's) went out; the first line decides.
         case choosing([Candidate], firstLine: [UInt8])
+        /// Only while ``update(_:)`` changes the player in place: the state then holds no second
+        /// reference to the player's arrays, which would make each change copy them.
+        case modifying
     }
 
     var state: State
@@ -55,10 +58,8 @@ public struct ScriptedConnection: Sendable {
 
     public mutating func start() -> [SessionPlayer.Action] {
         switch state {
-        case .playing(var player):
-            let actions = player.start()
-            state = .playing(player)
-            return actions
+        case .playing:
+            return update { $0.start() }
         case .choosing(let candidates, _):
             // The first candidate's greeting (with its delay) only: what the chosen session plays
             // before the client speaks comes once it is chosen.
@@ -66,15 +67,15 @@ public struct ScriptedConnection: Sendable {
             let opening = player.start()
             guard let greeting = opening.firstIndex(where: { if case .send = $0 { true } else { false } }) else { return opening }
             return Array(opening[...greeting])
+        case .modifying:
+            preconditionFailure("ScriptedConnection used while its player is being changed")
         }
     }
 
     public mutating func receive(_ bytes: UnsafeRawBufferPointer) -> [SessionPlayer.Action] {
         switch state {
-        case .playing(var player):
-            let actions = player.receive(bytes)
-            state = .playing(player)
-            return actions
+        case .playing:
+            return update { $0.receive(bytes) }
         case .choosing(let candidates, var line):
             line.append(contentsOf: bytes)
             guard line.contains(0x0A) || line.count > options.limits.commandLine else {
@@ -92,6 +93,8 @@ public struct ScriptedConnection: Sendable {
             actions += player.receive(line)
             state = .playing(player)
             return actions
+        case .modifying:
+            preconditionFailure("ScriptedConnection used while its player is being changed")
         }
     }
 
@@ -120,10 +123,12 @@ public struct ScriptedConnection: Sendable {
             var player = candidates[0].player(options)
             player.clientClosed()
             return player.verdict(session: number, time: time, client: client)
+        case .modifying:
+            preconditionFailure("ScriptedConnection used while its player is being changed")
         }
     }
 
-    /// Runs `body` on the player, choosing the first candidate if none was chosen yet.
+    /// Runs `body` on the player in place, choosing the first candidate if none was chosen yet.
     mutating func update<T>(_ body: (inout SessionPlayer) -> T) -> T {
         var player: SessionPlayer
         switch state {
@@ -132,7 +137,10 @@ public struct ScriptedConnection: Sendable {
         case .choosing(let candidates, _):
             player = candidates[0].player(options)
             _ = player.start(greetingSent: true)
+        case .modifying:
+            preconditionFailure("ScriptedConnection used while its player is being changed")
         }
+        state = .modifying
         let result = body(&player)
         state = .playing(player)
         return result

@@ -97,8 +97,8 @@ public struct SessionPlayer: Sendable {
         self.scenarioSession = scenarioSession
         self.options = options
         self.dialogue = SMTPServerDialogue(limits: options.limits)
-        self.results = session.session.steps.enumerated().map { index, step in
-            Verdict.StepResult(step: index + 1, status: .missing, expected: Self.expected(step))
+        self.results = session.expected.enumerated().map { index, expected in
+            Verdict.StepResult(step: index + 1, status: .missing, expected: expected)
         }
     }
 
@@ -551,7 +551,7 @@ public struct SessionPlayer: Sendable {
         let steps = session.steps
         let candidates = steps.indices.filter { $0 != index && steps[$0].clientLine != nil }
         if let match = candidates.first(where: { accepts(line: line, auth: verb == nil, step: $0) }) {
-            return Verdict.Closest(step: match + 1, expected: Self.expected(steps[match]))
+            return Verdict.Closest(step: match + 1, expected: compiled.expected[match])
         }
         let sameVerb = candidates.filter { verb != nil && steps[$0].verb == verb }
         let pool = sameVerb.isEmpty ? candidates.filter { steps[$0].verb != nil } : sameVerb
@@ -560,7 +560,7 @@ public struct SessionPlayer: Sendable {
         guard let best = pool.min(by: { distance($0) < distance($1) }) else { return nil }
         // A step of another verb is only near when most of the line is the same.
         if sameVerb.isEmpty, distance(best) * 2 > max(content.count, steps[best].clientLine?.content.count ?? 0) { return nil }
-        return Verdict.Closest(step: best + 1, expected: Self.expected(session.steps[best]))
+        return Verdict.Closest(step: best + 1, expected: compiled.expected[best])
     }
 
     /// Protocol-correct replies for lines the script does not hold (`--lenient`).
