@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what smtptape needs from Debian's packages (and PyPI), skipping what is already there.
 #   scripts/install-prerequisites.sh            libpcap-dev: enough to build and run
-#   scripts/install-prerequisites.sh --clients  + swaks, curl, msmtp, tcpdump, python3 with aiosmtpd:
-#                                               the real clients and servers of the replay tests
+#   scripts/install-prerequisites.sh --clients  + swaks, curl, msmtp, tcpdump, python3 with aiosmtpd,
+#                                               postfix (its smtp-sink): the real clients and servers
+#                                               of the replay and live-capture tests
 #                                               (scripts/test.sh; without them those tests skip)
 #   scripts/install-prerequisites.sh --captures  + those and postfix, openssl (Captures/make-captures.sh)
 #   scripts/install-prerequisites.sh --bench     + tcpdump, tshark, postfix, GNU time, valgrind, aiosmtpd (bench/)
@@ -13,7 +14,7 @@ packages=(libpcap-dev pkg-config)
 python_packages=()
 commands=()   # tools that must be on PATH afterwards
 clients() {
-  packages+=(tcpdump swaks msmtp curl); python_packages+=(aiosmtpd); commands+=(tcpdump swaks msmtp curl python3)
+  packages+=(tcpdump swaks msmtp curl postfix); python_packages+=(aiosmtpd); commands+=(tcpdump swaks msmtp curl python3)
 }
 for option in "$@"; do
   case "$option" in

@@ -1,3 +1,5 @@
+import CPcap
+
 /// A problem reading a capture, with the file and packet it concerns.
 ///
 /// Its ``description`` is the one-line message users see: `FILE: packet N: what is wrong`.
@@ -58,5 +60,25 @@ public struct CaptureError: Error, CustomStringConvertible, Sendable {
             return CaptureError(kind: .cannotOpen, file: file, message: "is a directory, not a capture file")
         }
         return CaptureError(kind: .cannotOpen, file: file, message: "cannot open capture: \(libpcapMessage)")
+    }
+
+    /// Why `pcap_activate` refused an interface, for people: the missing privilege or interface
+    /// named, libpcap's own words after it.
+    static func activateFailed(interface: String, status: Int32, libpcapMessage: String) -> CaptureError {
+        let detail = libpcapMessage.isEmpty ? String(cString: pcap_statustostr(status)) : libpcapMessage
+        let message: String
+        switch status {
+        case PCAP_ERROR_PERM_DENIED:
+            message = "permission denied: capturing needs root or the CAP_NET_RAW capability (libpcap: \(detail))"
+        case PCAP_ERROR_PROMISC_PERM_DENIED:
+            message = "permission denied for promiscuous mode: capturing needs root or the CAP_NET_RAW and CAP_NET_ADMIN capabilities (libpcap: \(detail))"
+        case PCAP_ERROR_NO_SUCH_DEVICE:
+            message = "no such interface (libpcap: \(detail))"
+        case PCAP_ERROR_IFACE_NOT_UP:
+            message = "the interface is down (libpcap: \(detail))"
+        default:
+            message = "cannot capture: \(detail)"
+        }
+        return CaptureError(kind: .cannotOpen, file: interface, message: message)
     }
 }

@@ -36,6 +36,8 @@ public struct FileReport: Sendable {
     public var unsupportedLinkType: Int32?
     /// Set when the file could not be read to its end; what came before was still extracted.
     public var error: CaptureError?
+    /// Packets a live capture lost because they were not read in time (the kernel dropped them).
+    public var packetsDropped = 0
 
     public init(file: String) { self.file = file }
 
@@ -50,6 +52,9 @@ public struct FileReport: Sendable {
         }
         if let type = unsupportedLinkType {
             lines.append("\(file): \(unsupportedLinkPackets) packet(s) with link type \(type), which smtptape does not decode, skipped")
+        }
+        if packetsDropped > 0 {
+            lines.append("\(file): \(packetsDropped) packet(s) dropped by the kernel before they could be read; sessions may have gaps")
         }
         if error == nil, sessions == 0 {
             lines.append("\(file): no SMTP sessions found (\(packets) packets, \(tcpConnections) TCP connections; ports 25, 465, 587, 2525 and --port are SMTP, and a 220 greeting on any port)")
@@ -121,9 +126,9 @@ public final class SMTPExtractor {
         let file = label(input)
         state.currentFile = file
         state.report = FileReport(file: file)
-        let pcap: PcapFile
+        let pcap: PcapHandle
         do {
-            pcap = try PcapFile(input, label: file)
+            pcap = try PcapHandle(input, label: file)
             if let filter = state.options.filter { try pcap.setFilter(filter) }
         } catch {
             state.report.error = error
@@ -131,30 +136,54 @@ public final class SMTPExtractor {
         }
         let fileSize = input.size ?? 0
         var lastTime = Timestamp(nanoseconds: 0)
-        loop: while true {
+        let ending = readPackets(pcap, state: &state, lastTime: &lastTime, progress: { packets in
+            progress?(ExtractionProgress(file: file, bytesRead: input.offset, fileSize: fileSize, packets: packets))
+        }, quiet: {})
+        if case .error(let message) = ending {
+            if message.contains("different from the type of the first interface"), state.report.packets == 0, input.rewind() {
+                // libpcap cannot read pcapng files whose interfaces differ in link type; our own
+                // reader can, from the first byte again (kept for this).
+                readWithBlockReader(input, label: file, state: &state)
+                return state.report
+            }
+            state.report.error = CaptureError(kind: .damaged, file: file, packet: state.report.packets + 1, message: Self.describeDamage(input.readError?.message ?? message))
+            state.endAll(reason: .fileDamaged, time: lastTime)
+            return state.report
+        }
+        state.endAll(reason: .captureEnded, time: lastTime)
+        return state.report
+    }
+
+    /// How ``readPackets(_:state:lastTime:progress:quiet:)`` stopped.
+    enum LoopEnd {
+        /// The end of the file, or a live capture stopped.
+        case end
+        /// libpcap's message.
+        case error(String)
+    }
+
+    /// The packet loop, for files and live interfaces alike: each packet to the flow state, and
+    /// each quiet moment of a live capture (libpcap's read timeout) to its clock, so that
+    /// connections end on time while no packet comes. `progress` sees the packet count now and then.
+    @inline(__always)
+    static func readPackets(_ pcap: PcapHandle, state: inout FlowState, lastTime: inout Timestamp,
+                            progress: (Int) -> Void, quiet: () -> Void) -> LoopEnd {
+        while true {
             switch pcap.next() {
             case .packet(let packet):
                 state.handle(packet)
                 lastTime = packet.time
-                if state.report.packets & 0xFFFF == 0, let progress {
-                    progress(ExtractionProgress(file: file, bytesRead: input.offset, fileSize: fileSize, packets: state.report.packets))
-                }
+                if state.report.packets & 0xFFFF == 0 { progress(state.report.packets) }
+            case .timeout:
+                // Time went on without packets: by the wall clock, which stamps live packets too.
+                state.passTime(to: .now())
+                quiet()
             case .end:
-                break loop
+                return .end
             case .error(let message):
-                if message.contains("different from the type of the first interface"), state.report.packets == 0, input.rewind() {
-                    // libpcap cannot read pcapng files whose interfaces differ in link type; our own
-                    // reader can, from the first byte again (kept for this).
-                    readWithBlockReader(input, label: file, state: &state)
-                    return state.report
-                }
-                state.report.error = CaptureError(kind: .damaged, file: file, packet: state.report.packets + 1, message: Self.describeDamage(input.readError?.message ?? message))
-                state.endAll(reason: .fileDamaged, time: lastTime)
-                return state.report
+                return .error(message)
             }
         }
-        state.endAll(reason: .captureEnded, time: lastTime)
-        return state.report
     }
 
     static func readWithBlockReader(_ input: InputSource, label file: String, state: inout FlowState) {
@@ -247,21 +276,7 @@ struct FlowState {
             return
         }
         let time = packet.time
-        advanceClock(to: time)
-        if clock.nanoseconds - lastIdleCheck.nanoseconds > 10_000_000_000 {
-            expireIdle(now: clock)
-        }
-
-        // Closed and reset connections linger for packets stored late, then end.
-        while !closingQueue.isEmpty, let (slot, generation) = closingQueue.first {
-            guard connections[slot].live, connections[slot].generation == generation, let reason = connections[slot].closing else {
-                closingQueue.removeFirst()
-                continue
-            }
-            guard time.nanoseconds - connections[slot].closedAt.nanoseconds > Self.linger(connections[slot].roundTrip) else { break }
-            closingQueue.removeFirst()
-            end(slot: slot, reason: reason, time: connections[slot].closedAt)
-        }
+        passTime(to: time)
 
         var slot: Int
         if let found = table.find(segment.key) {
@@ -282,6 +297,27 @@ struct FlowState {
             slot = open(segment, time: time)
         }
         process(segment, slot: slot, time: time)
+    }
+
+    /// Ends the connections whose time has come at `time`: idle ones, and closed or reset ones
+    /// that waited out their linger.
+    @inline(__always)
+    mutating func passTime(to time: Timestamp) {
+        advanceClock(to: time)
+        if clock.nanoseconds - lastIdleCheck.nanoseconds > 10_000_000_000 {
+            expireIdle(now: clock)
+        }
+
+        // Closed and reset connections linger for packets stored late, then end.
+        while !closingQueue.isEmpty, let (slot, generation) = closingQueue.first {
+            guard connections[slot].live, connections[slot].generation == generation, let reason = connections[slot].closing else {
+                closingQueue.removeFirst()
+                continue
+            }
+            guard time.nanoseconds - connections[slot].closedAt.nanoseconds > Self.linger(connections[slot].roundTrip) else { break }
+            closingQueue.removeFirst()
+            end(slot: slot, reason: reason, time: connections[slot].closedAt)
+        }
     }
 
     /// Capture time as far as idle expiry trusts it. One packet stamped far ahead (a bad clock, a

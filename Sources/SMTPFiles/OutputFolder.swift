@@ -154,6 +154,12 @@ public final class OutputFolder {
         return moved
     }
 
+    /// The paths of files already in the folder whose names pass `test` (sorted): those a
+    /// command that publishes as it goes would meet, checked before it begins.
+    public func existing(where test: (String) -> Bool) -> [String] {
+        Platform.names(in: path).filter(test).sorted().map { path + "/" + $0 }
+    }
+
     /// Removes everything staged; the folder is left as it was (apart from folders created for it).
     public func discard() {
         for name in Platform.names(in: staging) { Platform.removeFile(staging + "/" + name) }

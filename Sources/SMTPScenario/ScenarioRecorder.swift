@@ -448,6 +448,10 @@ public final class ScenarioRecorder: SessionObserver {
                 steps.removeLast()
                 notes.append("the capture ended before the server answered step \(unanswered + 1), which was left out")
             }
+        } else if reason.endedBy == nil, steps.last?.endsSession != true {
+            // The recording stopped with the connection still open (the capture ended, or was
+            // damaged, or the connection went silent): what the peers did next is not known.
+            notes.append("\(reason.phrase)")
         }
         // A capture that shifted replies (mid-session, with losses) can pair them so that a step
         // does not follow from the reply before it: keep only the steps before that point.

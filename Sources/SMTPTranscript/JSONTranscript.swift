@@ -7,6 +7,9 @@ public final class JSONTranscriptWriter: SessionObserver {
     let output: ByteOutput
     let out: ByteWriter
     let showSecrets: Bool
+    /// Writes out the events so far whenever a session ends, instead of when the buffer fills
+    /// (a live capture).
+    public var flushesEachSession = false
     var session = 0
 
     public init(output: ByteOutput, showSecrets: Bool = false) {
@@ -153,6 +156,7 @@ public final class JSONTranscriptWriter: SessionObserver {
         out.append(0x7D)
         integer("gap_bytes", summary.gapBytes)
         end()
+        if flushesEachSession { output.flush() }
     }
 
     /// `[{"address": ..., "code": ...}, ...]`

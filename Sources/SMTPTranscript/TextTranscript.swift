@@ -45,6 +45,8 @@ public final class TextTranscriptRenderer: SessionObserver {
     let data: DataDisplay
     let showSecrets: Bool
     let colour: Bool
+    /// Writes each session out as it ends, instead of when the buffer fills (a live capture).
+    public var flushesEachSession = false
     /// Live sessions by id: session ids are consecutive and end roughly in order, so an array
     /// from the oldest live id is both small and free of hashing. (An array, not a deque: this
     /// lookup runs whenever packets of another session come, and an array's is the cheapest.)
@@ -278,6 +280,7 @@ public final class TextTranscriptRenderer: SessionObserver {
         paint(header, .reset)
         header.append("\n\n")
         output.append(header.bytes)
+        if flushesEachSession { output.flush() }
     }
 
     /// `1.234`: seconds with milliseconds.

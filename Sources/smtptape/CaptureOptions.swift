@@ -3,6 +3,7 @@ import SMTPCapture
 import SMTPCore
 import SMTPFiles
 import SMTPScenario
+import SMTPTranscript
 
 /// The options of every command that reads captures (see the README's flag table).
 struct CaptureOptions: ParsableArguments {
@@ -23,6 +24,44 @@ struct SecretsOption: ParsableArguments {
     var showSecrets = false
 }
 
+extension DataDisplay: ExpressibleByArgument {}
+
+/// `--format`, `--data` and `--color`: how `transcript` and `capture` print dialogues.
+struct TranscriptOptions: ParsableArguments {
+    enum Format: String, ExpressibleByArgument, CaseIterable {
+        case text, json
+    }
+
+    enum ColourChoice: String, ExpressibleByArgument, CaseIterable {
+        case auto, always, never
+    }
+
+    @Option(help: "Output format: text for people, json for JSON Lines (one event per line).")
+    var format: Format = .text
+
+    @Option(help: ArgumentHelp("Message data in text transcripts: full, headers (the header section), or none. JSON always has all of it.", valueName: "full|headers|none"))
+    var data: DataDisplay = .headers
+
+    @Option(help: "Colour in text transcripts: auto (on a terminal), always, never.")
+    var color: ColourChoice = .auto
+
+    /// The transcript writer for standard output (`output`); with `flushesEachSession`, each
+    /// session is written out as it ends.
+    func renderer(output: ByteOutput, showSecrets: Bool, flushesEachSession: Bool = false) -> any SessionObserver {
+        switch format {
+        case .json:
+            let writer = JSONTranscriptWriter(output: output, showSecrets: showSecrets)
+            writer.flushesEachSession = flushesEachSession
+            return writer
+        case .text:
+            let colour = color == .always || (color == .auto && isTerminal(1))
+            let renderer = TextTranscriptRenderer(output: output, data: data, showSecrets: showSecrets, colour: colour)
+            renderer.flushesEachSession = flushesEachSession
+            return renderer
+        }
+    }
+}
+
 /// `-o DIR` and `--force`, for the commands that write files into a folder.
 struct OutputOptions: ParsableArguments {
     @Option(name: [.short, .customLong("output")], help: ArgumentHelp("The folder to write into; created if missing.", valueName: "DIR"))
@@ -32,13 +71,24 @@ struct OutputOptions: ParsableArguments {
     var force = false
 
     /// Opens the folder, or prints why it cannot be and exits 2.
-    func open() throws -> OutputFolder {
+    func open() throws -> OutputFolder { try Self.open(output, force: force) }
+
+    /// Opens the folder `path` (for `--force`, files in it may be replaced), or prints why it
+    /// cannot be and exits 2.
+    static func open(_ path: String, force: Bool) throws -> OutputFolder {
         do {
-            return try OutputFolder(path: output, replaceExisting: force)
+            return try OutputFolder(path: path, replaceExisting: force)
         } catch {
             Standard.error("smtptape: \(error.description)")
             throw ExitCode(2)
         }
+    }
+
+    /// Names the files that are in the way, suggests --force, and exits 2.
+    static func refuse(_ existing: [String]) throws -> Never {
+        let more = existing.count > 1 ? " (and \(existing.count - 1) more)" : ""
+        Standard.error("smtptape: \(existing[0]) already exists\(more); nothing was written (--force replaces existing files)")
+        throw ExitCode(2)
     }
 
     /// Moves the staged files into place and prints their paths; on a conflict, names the files,
@@ -47,10 +97,7 @@ struct OutputOptions: ParsableArguments {
         do {
             return try folder.commit()
         } catch let conflict as OutputFolder.Conflict {
-            let first = conflict.existing[0]
-            let more = conflict.existing.count > 1 ? " (and \(conflict.existing.count - 1) more)" : ""
-            Standard.error("smtptape: \(first) already exists\(more); nothing was written (--force replaces existing files)")
-            throw ExitCode(2)
+            try Self.refuse(conflict.existing)
         } catch {
             Standard.error("smtptape: \(error)")
             throw ExitCode(2)

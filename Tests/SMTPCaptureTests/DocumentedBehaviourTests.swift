@@ -550,6 +550,26 @@ import Darwin
         #expect(try FileManager.default.contentsOfDirectory(atPath: out.path) == [written])
     }
 
+    /// A session the capture ends while its connection is open is marked `incomplete` even when
+    /// every step got its reply (it was not seen to end); one that ended after QUIT's reply is not.
+    @Test func extractMarksSessionsTheCaptureCutIncomplete() throws {
+        let dir = try Self.folder("cut-open")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var open = Conversation()
+        Self.openSession(&open)
+        var quit = Conversation(client: .v4(192, 0, 2, 2, port: 40001))
+        quit.handshake()
+        quit.server("220 mx ESMTP\r\n")
+        quit.client("QUIT\r\n")
+        quit.server("221 bye\r\n")
+        let out = dir.appendingPathComponent("out")
+        #expect(try cli.smtptape(["extract", try Self.write(open.pcap, "open.pcap", in: dir), try Self.write(quit.pcap, "quit.pcap", in: dir), "-o", out.path]).status == 0)
+        let cut = try String(contentsOf: out.appendingPathComponent("open-session-1.yaml"), encoding: .utf8)
+        #expect(cut.contains("\n- incomplete: capture ended with the connection open\n"))
+        let ended = try String(contentsOf: out.appendingPathComponent("quit-session-2.yaml"), encoding: .utf8)
+        #expect(!ended.contains("incomplete"))
+    }
+
     // MARK: Flags
 
     enum Flag: String, CaseIterable, CustomTestStringConvertible {

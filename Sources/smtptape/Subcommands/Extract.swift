@@ -58,16 +58,11 @@ struct Extract: ParsableCommand {
         recorder.onScenario = { info, scenario in
             found.insert(info.id)
             guard wanted.isEmpty || wanted.contains(info.id) else { return }
-            let stem = OutputFolder.safeName(OutputFolder.stem(info.source)) + "-session-\(info.id)"
-            let (placed, messageFiles) = scenario.placingLargeMessages(baseName: stem)
-            let bytes = Array(ScenarioWriter.yaml(placed).utf8)
             do throws(FileError) {
-                try folder.write(bytes, to: stem + ".yaml")
+                let (name, bytes, _) = try Self.stage(scenario, baseName: Self.sessionBaseName(stem: OutputFolder.stem(info.source), session: info.id), in: folder)
                 if let offset = Self.offset(of: Array(Self.pendingDigest.utf8), in: bytes) {
-                    awaitingDigest.append((stem + ".yaml", offset))
+                    awaitingDigest.append((name, offset))
                 }
-                // Staged with the scenario: the same refusal to overwrite, the same --force.
-                for file in messageFiles { try folder.write(file.content, to: file.name) }
             } catch {
                 if failure == nil { failure = error.description }
             }
@@ -99,6 +94,31 @@ struct Extract: ParsableCommand {
         let written = try output.commit(folder)
         if !written.isEmpty { print(written.joined(separator: "\n")) }
         if status != 0 { throw ExitCode(status) }
+    }
+
+    /// `STEM-session-N`, the stem made safe: the base name of a session's scenario file and of the
+    /// message files beside it (`extract` names them after the capture, `capture` after the interface).
+    static func sessionBaseName(stem: String, session: Int) -> String {
+        OutputFolder.safeName(stem) + "-session-\(session)"
+    }
+
+    /// Whether `name` is a file that ``sessionBaseName(stem:session:)`` starts for some session.
+    static func isSessionFile(_ name: String, stem: String) -> Bool {
+        let prefix = OutputFolder.safeName(stem) + "-session-"
+        return name.hasPrefix(prefix) && name.dropFirst(prefix.count).first.map { $0.isASCII && $0.isNumber } == true
+    }
+
+    /// Stages a session's scenario as `BASE.yaml` and, beside it, each message over 1 MiB
+    /// (`message-file`), with the same refusal to overwrite and the same --force.
+    /// - Returns: the scenario's file name and bytes, and every name staged, message files first
+    ///   (to be published before the scenario that names them).
+    static func stage(_ scenario: Scenario, baseName: String, in folder: OutputFolder) throws(FileError) -> (name: String, bytes: [UInt8], staged: [String]) {
+        let (placed, messageFiles) = scenario.placingLargeMessages(baseName: baseName)
+        let name = baseName + ".yaml"
+        let bytes = Array(ScenarioWriter.yaml(placed).utf8)
+        try folder.write(bytes, to: name)
+        for file in messageFiles { try folder.write(file.content, to: file.name) }
+        return (name, bytes, messageFiles.map(\.name) + [name])
     }
 
     static func offset(of needle: [UInt8], in haystack: [UInt8]) -> Int? {

@@ -130,7 +130,7 @@ struct Record: AsyncParsableCommand {
             Standard.error("smtptape: \(error)")
             throw ExitCode(2)
         }
-        let signals = Replay.onSignals { count in
+        let signals = Signals.onStop { count in
             if count > 1 { Foundation.exit(1) }
             proxy.shutdown()
         }

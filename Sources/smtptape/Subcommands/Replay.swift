@@ -175,7 +175,7 @@ struct Replay: AsyncParsableCommand {
         }
 
         // SIGINT/SIGTERM: stop accepting, interrupt the open sessions; a second signal exits at once.
-        let signals = Self.onSignals { count in
+        let signals = Signals.onStop { count in
             if count > 1 { Foundation.exit(1) }
             server.shutdown()
         }
@@ -193,30 +193,6 @@ struct Replay: AsyncParsableCommand {
         let failed = reporter.finish(verdicts: verdicts, unused: unused, junit: junit)
         Standard.error(VerdictReport.summaryText(verdicts, unused: unused))
         if failed || !verdicts.allSatisfy(\.passed) || !unused.isEmpty { throw ExitCode(1) }
-    }
-
-    /// Handles SIGINT and SIGTERM with `action(count)`; keep the result alive.
-    static func onSignals(_ action: @escaping @Sendable (Int) -> Void) -> [any DispatchSourceSignal] {
-        let counter = SignalCounter()
-        return [SIGINT, SIGTERM].map { number in
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler { action(counter.next()) }
-            source.resume()
-            return source
-        }
-    }
-}
-
-final class SignalCounter: @unchecked Sendable {
-    let lock = NSLock()
-    var count = 0
-
-    func next() -> Int {
-        lock.lock()
-        defer { lock.unlock() }
-        count += 1
-        return count
     }
 }
 

@@ -3,17 +3,7 @@ import SMTPCapture
 import SMTPCore
 import SMTPTranscript
 
-extension DataDisplay: ExpressibleByArgument {}
-
 struct Transcript: ParsableCommand {
-    enum Format: String, ExpressibleByArgument, CaseIterable {
-        case text, json
-    }
-
-    enum ColourChoice: String, ExpressibleByArgument, CaseIterable {
-        case auto, always, never
-    }
-
     static let configuration = CommandConfiguration(
         abstract: "Print the SMTP dialogues in captures or scenarios as readable transcripts or JSON Lines.",
         discussion: """
@@ -35,15 +25,7 @@ struct Transcript: ParsableCommand {
 
     @OptionGroup var capture: CaptureOptions
     @OptionGroup var secrets: SecretsOption
-
-    @Option(help: "Output format: text for people, json for JSON Lines (one event per line).")
-    var format: Format = .text
-
-    @Option(help: ArgumentHelp("Message data in text transcripts: full, headers (the header section), or none. JSON always has all of it.", valueName: "full|headers|none"))
-    var data: DataDisplay = .headers
-
-    @Option(help: "Colour in text transcripts: auto (on a terminal), always, never.")
-    var color: ColourChoice = .auto
+    @OptionGroup var rendering: TranscriptOptions
 
     func validate() throws {
         if inputs.isEmpty { throw ValidationError("Name at least one capture or scenario file ('-' for standard input).") }
@@ -51,14 +33,7 @@ struct Transcript: ParsableCommand {
 
     func run() throws {
         let output = ByteOutput(descriptor: 1)
-        let observer: any SessionObserver
-        switch format {
-        case .json:
-            observer = JSONTranscriptWriter(output: output, showSecrets: secrets.showSecrets)
-        case .text:
-            let colour = color == .always || (color == .auto && isTerminal(1))
-            observer = TextTranscriptRenderer(output: output, data: data, showSecrets: secrets.showSecrets, colour: colour)
-        }
+        let observer = rendering.renderer(output: output, showSecrets: secrets.showSecrets)
         let reader = InputReader(options: capture, observer: observer)
         reader.read(inputs, scenarios: true)
         output.flush()
