@@ -27,7 +27,7 @@ command -v smtp-sink > /dev/null || { echo "record.sh: smtp-sink not found (apt-
 
 free_port() { python3 -c "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])"; }
 sink_port=$(free_port)
-smtp-sink -u nobody -c "127.0.0.1:$sink_port" 256 &
+smtp-sink -u nobody "127.0.0.1:$sink_port" 256 &
 sink=$!
 rm -rf "$work/record"
 "$smtptape" record --listen 127.0.0.1:0 --upstream "127.0.0.1:$sink_port" -o "$work/record" > "$work/record.stdout" 2> "$work/record.stderr" &
