@@ -81,9 +81,7 @@ public final class ReplayServer: Sendable {
             }
         }
         guard !candidates.isEmpty else { throw ReplayError.scenarios("no session to play") }
-        // A message the script expects (from a message file, it may be large) is never refused as too large.
-        let largest = candidates.flatMap(\.session.steps).reduce(0) { max($0, $1.message?.content.count ?? 0) }
-        configuration.options.limits.messageSize = max(configuration.options.limits.messageSize, largest)
+        configuration.options.limits = configuration.options.limits.fitting(candidates.map(\.session))
         let implicit = candidates.filter(\.session.implicitTLS).count
         if implicit == candidates.count {
             configuration.implicitTLS = true

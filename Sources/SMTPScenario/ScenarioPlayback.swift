@@ -29,9 +29,7 @@ public enum ScenarioPlayback {
             // `check` rejects a pattern that does not compile; such a session shows its greeting only.
             return [Write(side: .server, bytes: session.greeting.bytes, time: 0, replyBy: session.greetingBy)]
         }
-        // The script's own messages are never too large for it, however large a message file is.
-        let largest = session.steps.reduce(0) { max($0, $1.message?.content.count ?? 0) }
-        let limits = SMTPServerDialogue.Limits(messageSize: max(SMTPServerDialogue.Limits().messageSize, largest))
+        let limits = SMTPServerDialogue.Limits().fitting([session])
         var player = SessionPlayer(session: compiled, scenarioName: "", options: .init(recordedTiming: true, limits: limits))
         player.followsScript = true
         /// Applies what the player did; `greeting` and the steps it played (those with a reply

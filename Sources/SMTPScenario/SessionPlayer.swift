@@ -681,3 +681,15 @@ public struct SessionPlayer: Sendable {
     }
 }
 
+extension SMTPServerDialogue.Limits {
+    /// These limits, raised where `sessions` need more: a line or a message the script itself
+    /// holds (a recorded over-long command, a large message file) is never refused as too long.
+    public func fitting(_ sessions: [Scenario.Session]) -> SMTPServerDialogue.Limits {
+        var limits = self
+        for step in sessions.lazy.flatMap(\.steps) {
+            if let line = step.clientLine { limits.commandLine = Swift.max(limits.commandLine, line.bytes.count) }
+            if let message = step.message { limits.messageSize = Swift.max(limits.messageSize, message.content.count) }
+        }
+        return limits
+    }
+}

@@ -252,4 +252,17 @@ struct SessionPlayerTests {
         let actions = Self.show(player.receive(Array("DATA\r\n0123456789\r\n.\r\nQUIT\r\n".utf8)))
         #expect(actions == ["> 354 go|", "> 552 5.3.4 smtptape: message size exceeds the limit|", "> 221 bye|", "close"])
     }
+
+    @Test("a command line the script holds is never too long for it: limits fit the scenario, and its transcript plays it")
+    func longScriptedLine() throws {
+        let long = "NOOP " + String(repeating: "x", count: 5000)
+        let session = try Self.session("- greeting: 220 mx\n  steps:\n  - client: \(long)\n    reply: 250 ok\n")
+        let limits = SMTPServerDialogue.Limits().fitting([session])
+        #expect(limits.commandLine >= long.utf8.count + 2 && limits.messageSize == SMTPServerDialogue.Limits().messageSize)
+        let replies = ScenarioPlayback.writes(session).filter { $0.side == .server }.map { String(decoding: $0.bytes, as: UTF8.self) }
+        #expect(replies == ["220 mx\r\n", "250 ok\r\n"])
+        var player = try SessionPlayer(session: session, scenarioName: "t", options: .init(limits: limits))
+        _ = player.start()
+        #expect(Self.show(player.receive(Array((long + "\r\n").utf8))) == ["> 250 ok|"])
+    }
 }
