@@ -283,4 +283,33 @@ struct RecordTests {
         #expect(second.stdout == "sent\n", "\(second.stderr)")
         #expect(replay.finish().status == 0)
     }
+
+    @Test("swaks (STARTTLS verified, AUTH LOGIN, a fixed message) through the proxy to aiosmtpd, then against the replay: the same server lines and exit status",
+          .enabled(if: Tools.available("swaks"), "swaks is not installed"))
+    func swaksRoundTrip() throws {
+        let (cert, key) = try PythonServer.certificate()
+        let upstream = try PythonServer(PythonServer.aiosmtpd, arguments: [cert, key])
+        defer { upstream.stop() }
+        let dir = try Self.folder()
+        let message = try Tools.temporaryFile("message.eml", contents: "Date: Mon, 01 Jan 2024 10:00:00 +0000\r\nMessage-Id: <fixed@example.com>\r\nSubject: swaks through the proxy\r\n\r\nhello\r\n")
+        func swaks(_ port: Int, ca: String) throws -> Tools.Result {
+            try Tools.run(["swaks", "--server", "127.0.0.1", "--port", String(port), "--helo", "client.example.test",
+                           "--from", "alice@example.com", "--to", "bob@example.net", "--data", "@" + message, "--timeout", "10",
+                           "--tls", "--tls-verify", "--tls-ca-path", ca, "--auth", "LOGIN", "--auth-user", "alice", "--auth-password", "s3cret"])
+        }
+        let proxy = try ReplayProcess(["--upstream", "127.0.0.1:\(upstream.port)", "--upstream-ca", cert, "-o", dir, "--listen", "127.0.0.1:0",
+                                       "--sessions", "1", "--tls-ca-out", dir + "/proxy-ca.pem"], command: "record")
+        let recorded = try swaks(proxy.port, ca: dir + "/proxy-ca.pem")
+        #expect(proxy.finish().status == 0)
+        #expect(recorded.status == 0, "\(recorded.stdout)\(recorded.stderr)")
+        let scenario = try #require(try Self.files(dir, ".yaml").first)
+        let replay = try ReplayProcess([scenario, "--listen", "127.0.0.1:0", "--sessions", "1", "--tls-ca-out", dir + "/replay-ca.pem"])
+        let replayed = try swaks(replay.port, ca: dir + "/replay-ca.pem")
+        let end = replay.finish()
+        #expect(replayed.status == recorded.status)
+        let lines = Tools.serverLines(recorded.stdout)
+        #expect(lines.contains { $0.hasPrefix("<~  235") } && lines.count >= 12, "\(lines)")
+        #expect(Tools.serverLines(replayed.stdout) == lines)
+        #expect(end.status == 0, "\(end.stderr)")
+    }
 }
