@@ -38,11 +38,7 @@ struct Record: AsyncParsableCommand {
     @Option(name: .shortAndLong, help: ArgumentHelp("The folder for the scenarios (created if missing).", valueName: "dir"))
     var output: String
 
-    @Option(help: ArgumentHelp("Where to listen: HOST:PORT, [::1]:PORT for IPv6; port 0 picks a free one.", valueName: "host:port"))
-    var listen = "127.0.0.1:2525"
-
-    @Flag(help: "Implicit TLS (SMTPS) towards the client.")
-    var listenTLS = false
+    @OptionGroup var server: ListenOptions
 
     @Flag(help: "Implicit TLS (SMTPS, port 465) towards the server.")
     var upstreamTLS = false
@@ -55,18 +51,6 @@ struct Record: AsyncParsableCommand {
 
     @Option(help: ArgumentHelp("STARTTLS: intercept (record the plaintext of both sides) or passthrough (record up to STARTTLS).", valueName: "intercept|passthrough"))
     var tls: TLSHandling = .intercept
-
-    @Option(help: ArgumentHelp("The certificate shown to clients (PEM); without it one is made at start.", valueName: "file"))
-    var tlsCert: String?
-
-    @Option(help: ArgumentHelp("The certificate's private key (PEM).", valueName: "file"))
-    var tlsKey: String?
-
-    @Option(help: ArgumentHelp("Write the CA of the certificate made at start (PEM), for clients to trust.", valueName: "file"))
-    var tlsCAOut: String?
-
-    @Option(help: ArgumentHelp("Write the TLS secrets of both legs in the NSS key log format.", valueName: "file"))
-    var keylogOut: String?
 
     @Option(help: ArgumentHelp("Also write every session's plaintext dialogue as a pcap (needs --show-secrets).", valueName: "file"))
     var pcap: String?
@@ -86,46 +70,34 @@ struct Record: AsyncParsableCommand {
     enum TLSHandling: String, ExpressibleByArgument { case intercept, passthrough }
 
     func validate() throws {
-        if (tlsCert == nil) != (tlsKey == nil) { throw ValidationError("--tls-cert and --tls-key go together.") }
-        if tlsCert != nil, tlsCAOut != nil { throw ValidationError("--tls-ca-out writes the CA of a certificate made at start; with --tls-cert you have your own.") }
         if insecureUpstream, upstreamCA != nil { throw ValidationError("--insecure-upstream and --upstream-ca contradict each other.") }
         if pcap != nil, !showSecrets {
             throw ValidationError("--pcap holds the dialogue in clear, AUTH credentials included: add --show-secrets to say that is what you want.")
         }
         if let sessions, sessions < 1 { throw ValidationError("--sessions must be at least 1.") }
-        _ = try Replay.address(listen)
         _ = try Self.upstreamAddress(upstream)
     }
 
     static func upstreamAddress(_ text: String) throws -> (host: String, port: Int) {
-        let (host, port) = try Replay.address(text)
+        let (host, port) = try ListenOptions.address(text, flag: "--upstream")
         guard port > 0 else { throw ValidationError("--upstream needs a port other than 0: '\(text)'") }
         return (host, port)
     }
 
     func run() async throws {
-        let (host, port) = try Replay.address(listen)
+        let (host, port) = try server.address()
         let (upstreamHost, upstreamPort) = try Self.upstreamAddress(upstream)
         var configuration = RecordConfiguration(
-            host: host, port: port, listenTLS: listenTLS, upstreamHost: upstreamHost, upstreamPort: upstreamPort,
+            host: host, port: port, listenTLS: server.listenTLS, upstreamHost: upstreamHost, upstreamPort: upstreamPort,
             upstreamTLS: upstreamTLS, upstreamCAFile: upstreamCA, insecureUpstream: insecureUpstream,
-            keyLogPath: keylogOut, passthrough: tls == .passthrough, pcapPath: pcap, sessionLimit: sessions)
+            keyLogPath: server.keylogOut, passthrough: tls == .passthrough, pcapPath: pcap, sessionLimit: sessions)
         let proxy: RecordProxy
         let sink: RecordingSink
         do {
-            if let tlsCert, let tlsKey {
-                configuration.certificate = try ReplayCertificate(certificateFile: tlsCert, keyFile: tlsKey)
-            }
+            configuration.certificate = try server.certificate()
             sink = try RecordingSink(folder: output, force: force)
             proxy = try RecordProxy(configuration: configuration, transcripts: transcript, showSecrets: showSecrets)
-            if let tlsCAOut {
-                guard let pem = proxy.caPEM else { throw ReplayError.tls("--tls-ca-out: no certificate was made (--tls passthrough without --listen-tls)") }
-                do {
-                    try ReplacedFile.write(Array(pem.utf8), to: tlsCAOut)
-                } catch {
-                    throw ReplayError.file(error.description)
-                }
-            }
+            try server.writeCA(proxy.caPEM, missing: "no certificate was made (--tls passthrough without --listen-tls)")
         } catch {
             Standard.error("smtptape: \(error)")
             throw ExitCode(2)

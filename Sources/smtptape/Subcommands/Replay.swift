@@ -34,23 +34,7 @@ struct Replay: AsyncParsableCommand {
     @Argument(help: ArgumentHelp("Scenario files.", valueName: "scenario"))
     var files: [String]
 
-    @Option(help: ArgumentHelp("Where to listen: HOST:PORT, [::1]:PORT for IPv6; port 0 picks a free one.", valueName: "host:port"))
-    var listen = "127.0.0.1:2525"
-
-    @Flag(help: "Implicit TLS (SMTPS) on the listener.")
-    var listenTLS = false
-
-    @Option(help: ArgumentHelp("The certificate to serve (PEM); without it one is made at start.", valueName: "file"))
-    var tlsCert: String?
-
-    @Option(help: ArgumentHelp("The certificate's private key (PEM).", valueName: "file"))
-    var tlsKey: String?
-
-    @Option(help: ArgumentHelp("Write the CA that signed the certificate made at start (PEM), for the client to trust.", valueName: "file"))
-    var tlsCAOut: String?
-
-    @Option(help: ArgumentHelp("Write the TLS secrets in the NSS key log format.", valueName: "file"))
-    var keylogOut: String?
+    @OptionGroup var server: ListenOptions
 
     @Option(help: ArgumentHelp("Seconds of client silence before 421 and close.", valueName: "seconds"))
     var idleTimeout: Double = 300
@@ -97,33 +81,12 @@ struct Replay: AsyncParsableCommand {
 
     func validate() throws {
         if files.isEmpty { throw ValidationError("Name at least one scenario file.") }
-        if (tlsCert == nil) != (tlsKey == nil) { throw ValidationError("--tls-cert and --tls-key go together.") }
-        if tlsCert != nil, tlsCAOut != nil { throw ValidationError("--tls-ca-out writes the CA of a certificate made at start; with --tls-cert you have your own.") }
         if idleTimeout <= 0 { throw ValidationError("--idle-timeout must be more than 0 seconds.") }
         if let sessions, sessions < 1 { throw ValidationError("--sessions must be at least 1.") }
         if speed <= 0 { throw ValidationError("--speed must be more than 0.") }
         if let mismatchReply, Array(mismatchReply.utf8).withUnsafeBytes({ SMTPReplyLine.code($0) }) == nil {
             throw ValidationError("--mismatch-reply must begin with a reply code, e.g. '451 4.3.0 Try again'.")
         }
-        _ = try Self.address(listen)
-    }
-
-    /// `HOST:PORT` or `[V6]:PORT`.
-    static func address(_ text: String) throws -> (host: String, port: Int) {
-        var host = "127.0.0.1"
-        var portText = text
-        if text.hasPrefix("["), let close = text.firstIndex(of: "]") {
-            host = String(text[text.index(after: text.startIndex)..<close])
-            portText = String(text[close...].dropFirst().drop { $0 == ":" })
-        } else if let colon = text.lastIndex(of: ":") {
-            host = String(text[..<colon])
-            portText = String(text[text.index(after: colon)...])
-            if host.isEmpty { host = "127.0.0.1" }
-        }
-        guard let port = Int(portText), (0...65535).contains(port) else {
-            throw ValidationError("--listen takes HOST:PORT (or [::1]:PORT), with a port from 0 to 65535: '\(text)'")
-        }
-        return (host, port)
     }
 
     func run() async throws {
@@ -141,32 +104,21 @@ struct Replay: AsyncParsableCommand {
         }
         if refused { throw ExitCode(2) }
 
-        let (host, port) = try Self.address(listen)
+        let (host, port) = try server.address()
         var configuration = ReplayConfiguration(
-            host: host, port: port, implicitTLS: listenTLS, keyLogPath: keylogOut, idleTimeout: idleTimeout,
+            host: host, port: port, implicitTLS: server.listenTLS, keyLogPath: server.keylogOut, idleTimeout: idleTimeout,
             sessionLimit: sessions, assignByCommand: assign == .command,
             options: SessionPlayer.Options(
                 lenient: lenient, closeOnMismatch: onMismatch == .close,
                 mismatchReply: mismatchReply.map { Array($0.utf8) + [0x0D, 0x0A] },
                 recordedTiming: timing == .recorded, speed: speed, showSecrets: showSecrets))
         let reporter: VerdictSink
-        let server: ReplayServer
+        let replayServer: ReplayServer
         do {
-            if let tlsCert, let tlsKey {
-                configuration.certificate = try ReplayCertificate(certificateFile: tlsCert, keyFile: tlsKey)
-            }
+            configuration.certificate = try server.certificate()
             reporter = try VerdictSink(report: report, output: output, force: force)
-            server = try ReplayServer(scenarios: scenarios, configuration: configuration)
-            if let tlsCAOut {
-                guard let pem = server.caPEM else {
-                    throw ReplayError.tls("--tls-ca-out: no scenario uses TLS, so no certificate was made")
-                }
-                do {
-                    try ReplacedFile.write(Array(pem.utf8), to: tlsCAOut)
-                } catch {
-                    throw ReplayError.file(error.description)
-                }
-            }
+            replayServer = try ReplayServer(scenarios: scenarios, configuration: configuration)
+            try server.writeCA(replayServer.caPEM, missing: "no scenario uses TLS, so no certificate was made")
         } catch let error as ExitCode {
             throw error
         } catch {
@@ -177,11 +129,11 @@ struct Replay: AsyncParsableCommand {
         // SIGINT/SIGTERM: stop accepting, interrupt the open sessions; a second signal exits at once.
         let signals = Signals.onStop { count in
             if count > 1 { Foundation.exit(1) }
-            server.shutdown()
+            replayServer.shutdown()
         }
         let verdicts: [Verdict]
         do {
-            verdicts = try await server.run(
+            verdicts = try await replayServer.run(
                 onRunning: { address in Standard.output(address) },
                 onVerdict: { reporter.add($0) })
         } catch {
@@ -189,7 +141,7 @@ struct Replay: AsyncParsableCommand {
             throw ExitCode(2)
         }
         _ = signals
-        let unused = server.unused(after: verdicts)
+        let unused = replayServer.unused(after: verdicts)
         let failed = reporter.finish(verdicts: verdicts, unused: unused, junit: junit)
         Standard.error(VerdictReport.summaryText(verdicts, unused: unused))
         if failed || !verdicts.allSatisfy(\.passed) || !unused.isEmpty { throw ExitCode(1) }
