@@ -56,9 +56,16 @@ let package = Package(
         ),
         // Reading captures: link/IP/TCP decoding, TCP reassembly, SMTP dialogue extraction.
         .target(name: "SMTPCapture", dependencies: [
-            "SMTPCore", "SMTPFiles", "CPcap",
+            "SMTPCore", "SMTPFiles", "SMTPTLS", "CPcap",
             .product(name: "HeapModule", package: "swift-collections"),
             .product(name: "DequeModule", package: "swift-collections"),
+        ]),
+        // TLS decryption with a key log (SSLKEYLOGFILE): record layer, TLS 1.2 PRF and TLS 1.3 key
+        // schedule, every cipher through swift-crypto. Used by capture reading.
+        .target(name: "SMTPTLS", dependencies: [
+            "SMTPCore",
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "_CryptoExtras", package: "swift-crypto"),
         ]),
         // Rendering dialogues: readable text, JSON Lines, .eml files.
         .target(name: "SMTPTranscript", dependencies: ["SMTPCore", "SMTPFiles", "CSMTPScan"]),
@@ -107,6 +114,7 @@ let package = Package(
         ),
         .testTarget(name: "SMTPCoreTests", dependencies: ["SMTPCore", "CSMTPScan"]),
         .testTarget(name: "SMTPCaptureTests", dependencies: ["SMTPCapture", "SMTPCore", "SMTPFiles", "SMTPTranscript", "SMTPScenario"], exclude: ["Golden"]),
+        .testTarget(name: "SMTPTLSTests", dependencies: ["SMTPTLS", "SMTPCore"]),
         .testTarget(name: "SMTPTranscriptTests", dependencies: ["SMTPTranscript", "SMTPCore", "SMTPFiles"]),
         .testTarget(name: "SMTPScenarioTests", dependencies: ["SMTPScenario", "SMTPCore", "SMTPFiles", "SMTPCapture", "SMTPTranscript"], exclude: ["Broken"]),
         .testTarget(name: "SMTPReplayTests", dependencies: [
