@@ -16,7 +16,7 @@ struct Connection {
     var clientIsA: Bool?
     var streamA = TCPStream()
     var streamB = TCPStream()
-    var dialogue = SMTPDialogue()
+    var dialogue = SessionReader()
     var session: SessionInfo?
     /// The session's id (0 before it starts), read on every packet without copying ``session``.
     var sessionID = 0

@@ -2,6 +2,7 @@ import CPcap
 import DequeModule
 import SMTPCore
 import SMTPFiles
+import SMTPTLS
 
 
 /// Settings for reading SMTP dialogues out of captures.
@@ -12,11 +13,15 @@ public struct ExtractionOptions: Sendable {
     public var filter: String?
     /// A connection with no packet for this long (in capture time) is ended and reported.
     public var idleTimeout: Double
+    /// TLS secrets (`--keylog`, and the secrets blocks of pcapng inputs): with them, sessions
+    /// after STARTTLS and implicit-TLS sessions are decrypted and read like plaintext ones.
+    public var keys: KeyLogStore?
 
-    public init(extraPorts: [UInt16] = [], filter: String? = nil, idleTimeout: Double = 600) {
+    public init(extraPorts: [UInt16] = [], filter: String? = nil, idleTimeout: Double = 600, keys: KeyLogStore? = nil) {
         self.extraPorts = extraPorts
         self.filter = filter
         self.idleTimeout = idleTimeout
+        self.keys = keys
     }
 }
 
@@ -38,6 +43,8 @@ public struct FileReport: Sendable {
     public var error: CaptureError?
     /// Packets a live capture lost because they were not read in time (the kernel dropped them).
     public var packetsDropped = 0
+    /// Sessions and sides whose TLS could not be decrypted with the key log, and why.
+    public var tlsFailures: [String] = []
 
     public init(file: String) { self.file = file }
 
@@ -53,6 +60,7 @@ public struct FileReport: Sendable {
         if let type = unsupportedLinkType {
             lines.append("\(file): \(unsupportedLinkPackets) packet(s) with link type \(type), which smtptape does not decode, skipped")
         }
+        for failure in tlsFailures { lines.append("\(file): \(failure)") }
         if packetsDropped > 0 {
             lines.append("\(file): \(packetsDropped) packet(s) dropped by the kernel before they could be read; sessions may have gaps")
         }
@@ -91,6 +99,12 @@ public final class SMTPExtractor {
     public init(options: ExtractionOptions = ExtractionOptions(), observer: any SessionObserver) {
         self.options = options
         self.state = FlowState(options: options, observer: observer)
+    }
+
+    /// TLS secrets for the sessions that start from now on (see ``ExtractionOptions/keys``).
+    public var keys: KeyLogStore? {
+        get { state.keys }
+        set { state.keys = newValue }
     }
 
     /// The number of sessions reported so far.
@@ -241,6 +255,8 @@ struct FlowState {
     var lastIdleCheck = Timestamp(nanoseconds: 0)
     var currentFile = ""
     var report = FileReport(file: "")
+    /// TLS secrets (from the options, or found in a pcapng file).
+    var keys: KeyLogStore?
 
     /// The idle timeout in nanoseconds.
     let idleLimit: Int64
@@ -249,6 +265,7 @@ struct FlowState {
         self.options = options
         self.observer = observer
         self.ports = PortSet(options.extraPorts)
+        self.keys = options.keys
         idleLimit = Int64(options.idleTimeout * 1_000_000_000)
     }
 
@@ -422,7 +439,7 @@ struct FlowState {
         let clientIsA = connections[slot].clientIsA ?? true
         connections[slot].streamA.side = clientIsA ? .client : .server
         connections[slot].streamB.side = clientIsA ? .server : .client
-        connections[slot].dialogue = SMTPDialogue(expectGreeting: connections[slot].handshakeSeen)
+        connections[slot].dialogue = SessionReader(SMTPDialogue(expectGreeting: connections[slot].handshakeSeen), keys: keys)
         let key = connections[slot].key
         let info = SessionInfo(
             id: nextSessionID,
@@ -447,6 +464,9 @@ struct FlowState {
                 observer.select(session: session.id)
             }
             connections[slot].finish(time: time, observer: observer)
+            for failure in connections[slot].dialogue.tlsFailures {
+                report.tlsFailures.append("session \(session.id): \(failure)")
+            }
             observer.sessionEnded(session, summary: connections[slot].dialogue.summary, reason: reason, time: time)
         }
         forget(slot: slot)
@@ -455,7 +475,7 @@ struct FlowState {
     mutating func forget(slot: Int) {
         table.remove(connections[slot].key)
         connections[slot].live = false
-        connections[slot].dialogue = SMTPDialogue()
+        connections[slot].dialogue = SessionReader()
         connections[slot].streamA = TCPStream()
         connections[slot].streamB = TCPStream()
         connections[slot].session = nil

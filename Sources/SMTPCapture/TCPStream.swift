@@ -57,7 +57,7 @@ struct TCPStream {
     static func distance(_ from: UInt32, _ to: UInt32) -> Int { Int(Int32(bitPattern: to &- from)) }
 
     /// Handles one segment of this direction.
-    mutating func receive(_ segment: TCPSegment, time: Timestamp, dialogue: inout SMTPDialogue, observer: some SMTPDialogueObserver) {
+    mutating func receive(_ segment: TCPSegment, time: Timestamp, dialogue: inout SessionReader, observer: some SMTPDialogueObserver) {
         var sequence = segment.sequence
         if segment.isSYN {
             if !started || !hasDelivered {
@@ -87,7 +87,7 @@ struct TCPStream {
         if let fin = finSequence, Self.distance(nextSequence, fin) <= 0 { finished = true }
     }
 
-    mutating func place(_ sequence: UInt32, payload: UnsafeRawBufferPointer, wireLength: Int, time: Timestamp, dialogue: inout SMTPDialogue, observer: some SMTPDialogueObserver) {
+    mutating func place(_ sequence: UInt32, payload: UnsafeRawBufferPointer, wireLength: Int, time: Timestamp, dialogue: inout SessionReader, observer: some SMTPDialogueObserver) {
         let relative = Self.distance(nextSequence, sequence)
         arrivals += 1
         if relative <= 0 {
@@ -129,7 +129,7 @@ struct TCPStream {
 
     /// Passes on the bytes `from..<to` of a segment; what the snap length cut off is a gap.
     @inline(__always)
-    mutating func deliver(_ payload: UnsafeRawBufferPointer, wireLength: Int, from: Int, to: Int, time: Timestamp, dialogue: inout SMTPDialogue, observer: some SMTPDialogueObserver) {
+    mutating func deliver(_ payload: UnsafeRawBufferPointer, wireLength: Int, from: Int, to: Int, time: Timestamp, dialogue: inout SessionReader, observer: some SMTPDialogueObserver) {
         guard to > from else { return }
         let captured = min(payload.count, to)
         if from < captured {
@@ -152,7 +152,7 @@ struct TCPStream {
 
     /// Delivers waiting bytes that have become in order: at each position, those of the segment
     /// that arrived first among the ones covering it.
-    mutating func drain(time: Timestamp, dialogue: inout SMTPDialogue, observer: some SMTPDialogueObserver) {
+    mutating func drain(time: Timestamp, dialogue: inout SessionReader, observer: some SMTPDialogueObserver) {
         // Segments that cover the position, popped from `pending`; empty again when this returns.
         var covering = Heap<ByArrival>()
         while true {
@@ -183,7 +183,7 @@ struct TCPStream {
     }
 
     /// Declares the hole before the first waiting segment lost, and goes on from there.
-    mutating func skipToPending(time: Timestamp, dialogue: inout SMTPDialogue, observer: some SMTPDialogueObserver) {
+    mutating func skipToPending(time: Timestamp, dialogue: inout SessionReader, observer: some SMTPDialogueObserver) {
         guard let first = pending.min else { return }
         let hole = Int(first.offset - delivered)
         if hole > 0 {
@@ -200,7 +200,7 @@ struct TCPStream {
     /// the hole: a bare ACK may be stored before the data it acknowledges by a capture made on
     /// several CPUs, and that data must not then be thrown away as a retransmission.
     @inline(never)
-    mutating func peerAcknowledged(_ acknowledgement: UInt32, answering: Bool, time: Timestamp, dialogue: inout SMTPDialogue, observer: some SMTPDialogueObserver) {
+    mutating func peerAcknowledged(_ acknowledgement: UInt32, answering: Bool, time: Timestamp, dialogue: inout SessionReader, observer: some SMTPDialogueObserver) {
         guard started, hasDelivered || isWaiting else { return }
         let ahead = Self.distance(nextSequence, acknowledgement)
         let acknowledged = delivered + Int64(ahead)
@@ -217,7 +217,7 @@ struct TCPStream {
     }
 
     /// The connection is over: everything waiting is delivered, holes reported as gaps.
-    mutating func flush(time: Timestamp, dialogue: inout SMTPDialogue, observer: some SMTPDialogueObserver) {
+    mutating func flush(time: Timestamp, dialogue: inout SessionReader, observer: some SMTPDialogueObserver) {
         while !pending.isEmpty {
             skipToPending(time: time, dialogue: &dialogue, observer: observer)
         }

@@ -153,10 +153,14 @@ public protocol SMTPDialogueObserver: AnyObject {
     func tlsStarted(_ start: TLSStart, time: Timestamp)
     /// Encrypted bytes, counted and not parsed.
     func encrypted(side: Side, bytes: Int, time: Timestamp)
+    /// TLS records of one side (both when `nil`) could not be decrypted from here on, and why
+    /// (no key for the session, an unsupported suite, a record that fails authentication, a gap).
+    func tlsUndecryptable(side: Side?, reason: String, time: Timestamp)
 }
 
 extension SMTPDialogueObserver {
     public func messageBegan(message: Int, transfer: MessageTransfer, bytesMissingBefore: Bool, time: Timestamp) {}
+    public func tlsUndecryptable(side: Side?, reason: String, time: Timestamp) {}
 }
 
 /// A reverse-path (MAIL) or forward-path (RCPT) and the reply it got.

@@ -123,6 +123,23 @@ public struct SMTPDialogue {
     /// drops them if TLS begins, RFC 3207 4.2).
     public var stopsAtTLSRequest = false
 
+    /// Set by a reader that can decrypt TLS (a key log was given). When TLS begins, the
+    /// encrypted bytes are kept for it (``takeTLSBytes(from:)``) instead of being counted, and
+    /// the reader says what became of them: ``tlsDecrypting(version:cipherSuite:observer:)``,
+    /// after which it passes the plaintext to ``receive(_:from:time:observer:)``, or
+    /// ``tlsUndecryptable(_:reason:bytes:time:observer:)``.
+    public var decryptsTLS = false
+    /// Encrypted bytes (and then a hole, if any) for the decrypting reader, per side.
+    var tlsClientBytes: [UInt8] = []
+    var tlsServerBytes: [UInt8] = []
+    var tlsClientGap = 0
+    var tlsServerGap = 0
+    /// Per side: encrypted bytes go to the reader (not yet known to be undecryptable).
+    var handsOffClient = true
+    var handsOffServer = true
+    /// Where TLS began, until the reader says whether it can be read.
+    var deferredTLSStart: (mode: TLSMode, time: Timestamp)?
+
     /// - Parameter expectGreeting: `false` when the capture began after the session started, so
     ///   the first reply is not taken for the greeting.
     /// - Parameter tlsIsDecrypted: `true` when the caller passes the decrypted bytes after TLS
@@ -177,7 +194,12 @@ public struct SMTPDialogue {
             releaseTLSProbe(time: time, observer: observer)
         }
         if side == .client {
-            if clientMode == .encrypted { summary.encryptedClient += count; observer.encrypted(side: .client, bytes: count, time: time); return }
+            if clientMode == .encrypted {
+                if decryptsTLS, handsOffClient { tlsClientGap += count; return }
+                summary.encryptedClient += count
+                observer.encrypted(side: .client, bytes: count, time: time)
+                return
+            }
             releaseHeldLine(asSecret: true, time: time, observer: observer)
             // A hole that begins where a line begins holds the start of at least one command.
             let atLineStart = clientLine.isEmpty
@@ -222,7 +244,12 @@ public struct SMTPDialogue {
                 expectLostCommands(count, atLineStart: atLineStart)
             }
         } else {
-            if serverEncrypted { summary.encryptedServer += count; observer.encrypted(side: .server, bytes: count, time: time); return }
+            if serverEncrypted {
+                if decryptsTLS, handsOffServer { tlsServerGap += count; return }
+                summary.encryptedServer += count
+                observer.encrypted(side: .server, bytes: count, time: time)
+                return
+            }
             flushReply(extraFlags: .unterminated, time: time, observer: observer)
             observer.gap(side: .server, bytes: count, time: time)
             serverResync = true
@@ -233,10 +260,7 @@ public struct SMTPDialogue {
     /// Ends the session: whatever is buffered is reported, flagged `unterminated`.
     public mutating func finish(time: Timestamp, observer: some SMTPDialogueObserver) {
         let time = clamp(time)
-        if tlsUndecided {
-            decideTLS(encrypted: !tlsProbe.bytes.isEmpty, time: time, observer: observer)
-            releaseTLSProbe(time: time, observer: observer)
-        }
+        settleTLS(time: time, observer: observer)
         releaseHeldLine(asSecret: true, time: time, observer: observer)
         if clientMode == .dataAfterGap { releaseHeldData(time: time, observer: observer) }
         if messageOpen {
@@ -253,6 +277,15 @@ public struct SMTPDialogue {
     }
 
     // MARK: TLS
+
+    /// At the end of a session: STARTTLS accepted and the bytes after it too few to tell (or
+    /// none) are taken as TLS if any came.
+    public mutating func settleTLS(time: Timestamp, observer: some SMTPDialogueObserver) {
+        guard tlsUndecided else { return }
+        let time = clamp(time)
+        decideTLS(encrypted: !tlsProbe.bytes.isEmpty, time: time, observer: observer)
+        releaseTLSProbe(time: time, observer: observer)
+    }
 
     mutating func startTLS(_ mode: TLSMode, time: Timestamp, observer: some SMTPDialogueObserver) {
         guard summary.tls == nil else { return }
@@ -325,14 +358,95 @@ public struct SMTPDialogue {
         flushClientLine(time: time, observer: observer)
         releaseHeldLine(asSecret: true, time: time, observer: observer)
         summary.tlsState = .encrypted
-        observer.tlsStarted(TLSStart(mode: mode, state: .encrypted), time: startTime)
+        if decryptsTLS {
+            deferredTLSStart = (mode, startTime)
+        } else {
+            observer.tlsStarted(TLSStart(mode: mode, state: .encrypted), time: startTime)
+        }
         clientMode = .encrypted
         serverEncrypted = true
         // Plaintext the server had buffered after its 220 would be an injection (CVE-2011-0411): nothing to parse.
         if !serverLine.isEmpty {
-            summary.encryptedServer += serverLine.count
-            observer.encrypted(side: .server, bytes: serverLine.count, time: time)
+            let leftover = serverLine
             serverLine.removeAll()
+            leftover.withUnsafeBytes { encryptedBytes($0, from: .server, time: time, observer: observer) }
+        }
+    }
+
+    /// Bytes after TLS began that are not (or not yet) readable: kept for a decrypting reader,
+    /// counted otherwise.
+    @inline(__always)
+    mutating func encryptedBytes(_ bytes: UnsafeRawBufferPointer, from side: Side, time: Timestamp, observer: some SMTPDialogueObserver) {
+        if side == .client {
+            if decryptsTLS, handsOffClient { tlsClientBytes.append(contentsOf: bytes); return }
+            summary.encryptedClient += bytes.count
+        } else {
+            if decryptsTLS, handsOffServer { tlsServerBytes.append(contentsOf: bytes); return }
+            summary.encryptedServer += bytes.count
+        }
+        observer.encrypted(side: side, bytes: bytes.count, time: time)
+    }
+
+    /// The encrypted bytes of one side kept since the last call, and the size of a hole after
+    /// them (0 when none): what a decrypting reader passes to its decryptor.
+    public mutating func takeTLSBytes(from side: Side) -> (bytes: [UInt8], gap: Int) {
+        var bytes: [UInt8] = []
+        let gap: Int
+        if side == .client {
+            swap(&bytes, &tlsClientBytes)
+            gap = tlsClientGap
+            tlsClientGap = 0
+        } else {
+            swap(&bytes, &tlsServerBytes)
+            gap = tlsServerGap
+            tlsServerGap = 0
+        }
+        return (bytes, gap)
+    }
+
+    /// Whether TLS began and the reader must now read both sides' bytes itself.
+    public var tlsHandedOff: Bool { decryptsTLS && summary.tlsState != nil && summary.tlsState != .plaintext }
+
+    /// The reader can decrypt the session: TLS is marked as decrypted where it began, and the
+    /// dialogue goes on with the plaintext the reader passes (RFC 3207: the client starts afresh).
+    public mutating func tlsDecrypting(version: String, cipherSuite: String, observer: some SMTPDialogueObserver) {
+        let state = TLSState.decrypted(version: version, cipherSuite: cipherSuite)
+        summary.tlsState = state
+        if let start = deferredTLSStart {
+            deferredTLSStart = nil
+            observer.tlsStarted(TLSStart(mode: start.mode, state: state), time: start.time)
+        }
+        if clientMode == .encrypted { clientMode = .command }
+        serverEncrypted = false
+    }
+
+    /// The reader cannot decrypt one side (both when `side` is `nil`) from here on: says so, counts
+    /// the `bytes` it was given and not decrypted, and counts that side's bytes from now on.
+    public mutating func tlsUndecryptable(_ side: Side?, reason: String, bytes: (client: Int, server: Int), time: Timestamp, observer: some SMTPDialogueObserver) {
+        let time = clamp(time)
+        if let start = deferredTLSStart {
+            deferredTLSStart = nil
+            observer.tlsStarted(TLSStart(mode: start.mode, state: .encrypted), time: start.time)
+        }
+        observer.tlsUndecryptable(side: side, reason: reason, time: time)
+        if side != .server {
+            handsOffClient = false
+            flushClientLine(time: time, observer: observer)
+            if messageOpen { dropDataHold(time: time, observer: observer) }
+            clientMode = .encrypted
+            if bytes.client > 0 {
+                summary.encryptedClient += bytes.client
+                observer.encrypted(side: .client, bytes: bytes.client, time: time)
+            }
+        }
+        if side != .client {
+            handsOffServer = false
+            flushReply(extraFlags: .unterminated, time: time, observer: observer)
+            serverEncrypted = true
+            if bytes.server > 0 {
+                summary.encryptedServer += bytes.server
+                observer.encrypted(side: .server, bytes: bytes.server, time: time)
+            }
         }
     }
 
@@ -355,8 +469,7 @@ public struct SMTPDialogue {
             if tlsUndecided, !probeTLS(&bytes, from: .client, time: time, observer: observer) { return input.count }
             switch clientMode {
             case .encrypted:
-                summary.encryptedClient += bytes.count
-                observer.encrypted(side: .client, bytes: bytes.count, time: time)
+                encryptedBytes(bytes, from: .client, time: time, observer: observer)
                 return input.count
             case .bdat(let remaining, let last):
                 let take = min(remaining, bytes.count)
@@ -801,8 +914,7 @@ public struct SMTPDialogue {
         while !bytes.isEmpty {
             if tlsUndecided, !probeTLS(&bytes, from: .server, time: time, observer: observer) { return }
             if serverEncrypted {
-                summary.encryptedServer += bytes.count
-                observer.encrypted(side: .server, bytes: bytes.count, time: time)
+                encryptedBytes(bytes, from: .server, time: time, observer: observer)
                 return
             }
             switch Self.nextLine(&bytes, buffer: &serverLine, resync: &serverResync, side: .server, time: time, observer: observer) {

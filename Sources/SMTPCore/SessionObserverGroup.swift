@@ -36,4 +36,5 @@ public final class SessionObserverGroup: SessionObserver {
     public func gap(side: Side, bytes: Int, time: Timestamp) { for o in observers { o.gap(side: side, bytes: bytes, time: time) } }
     public func tlsStarted(_ start: TLSStart, time: Timestamp) { for o in observers { o.tlsStarted(start, time: time) } }
     public func encrypted(side: Side, bytes: Int, time: Timestamp) { for o in observers { o.encrypted(side: side, bytes: bytes, time: time) } }
+    public func tlsUndecryptable(side: Side?, reason: String, time: Timestamp) { for o in observers { o.tlsUndecryptable(side: side, reason: reason, time: time) } }
 }

@@ -371,6 +371,17 @@ public final class ScenarioRecorder: SessionObserver {
 
     public func encrypted(side: Side, bytes: Int, time: Timestamp) {}
 
+    public func tlsUndecryptable(side: Side?, reason: String, time: Timestamp) {
+        guard let builder = recording else { return }
+        let whose = side.map { "the \($0.name)'s TLS records" } ?? "TLS"
+        if let stopped = builder.stopped, stopped.contains(" and could not be read;") {
+            // TLS began and was marked unreadable a moment ago: say why.
+            builder.stopped = stopped.replacingOccurrences(of: " and could not be read;", with: " and could not be decrypted (\(reason));")
+        } else {
+            stop(builder, "\(whose) could not be decrypted (\(reason))", at: time)
+        }
+    }
+
     public func sessionEnded(_ info: SessionInfo, summary: SessionSummary, reason: SessionEndReason, time: Timestamp) {
         guard let builder = builders.removeValue(forKey: info.id) else { return }
         if current === builder { current = nil }

@@ -71,8 +71,11 @@ public final class TLSDecryptor {
 
     var isTLS13: Bool { serverHello?.version == 0x0304 }
 
+    /// Bytes of a side given to the decryptor and not decrypted (what a failed side leaves).
+    public func undecryptedBytes(_ side: Side) -> Int { self.side(side).undecrypted }
+
     /// Whether a side can still be decrypted.
-    public func isFailed(_ side: Side) -> Bool { self.side(side).failed }
+    public func isFailed(_ side: Side) -> Bool { side == .client ? client.failed : server.failed }
 
     /// Feeds the next bytes of one side; returns what they produced (valid until the next call).
     public func feed(_ bytes: UnsafeRawBufferPointer, from side: Side) -> [TLSEvent] {
@@ -191,7 +194,6 @@ public final class TLSDecryptor {
         if record.type == ContentType.changeCipherSpec.rawValue {
             // TLS 1.3: the compatibility CCS (RFC 8446 D.4) is never protected; skip it. Before a
             // ServerHello only a TLS 1.3 client sends one. TLS 1.2: the sender's keys start now.
-            settle(record, side)
             if isTLS13 || serverHello == nil || serverHello!.isHelloRetryRequest { return }
             activateTLS12(side)
             return
@@ -213,7 +215,9 @@ public final class TLSDecryptor {
         }
     }
 
-    /// The record was read (or skipped as it should be): its bytes are no longer undecrypted.
+    /// A protected record was decrypted (or skipped as it should be): its bytes are no longer
+    /// counted as encrypted. Records in the clear (hellos, ChangeCipherSpec) stay counted, as
+    /// they are without a key log.
     func settle(_ record: TLSRecord, _ side: Side) {
         mutate(side) { $0.undecrypted -= 5 + record.fragment.count }
     }
@@ -221,11 +225,9 @@ public final class TLSDecryptor {
     func plaintext(_ record: TLSRecord, from side: Side) {
         switch ContentType(rawValue: record.type) {
         case .handshake:
-            settle(record, side)
             mutate(side) { $0.handshake.append(record.fragment) }
             handshakeMessages(from: side, encrypted: false)
         case .alert where record.fragment.count == 2:
-            settle(record, side)
             events.append(.alert(side, level: record.fragment.first!, description: record.fragment.last!))
         case .applicationData where serverHello != nil:
             fail(side, "application data before the keys were set (a ChangeCipherSpec is missing)")

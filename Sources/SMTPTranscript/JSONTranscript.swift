@@ -286,4 +286,10 @@ public final class JSONTranscriptWriter: SessionObserver {
     }
 
     public func encrypted(side: Side, bytes: Int, time: Timestamp) {}
+
+    public func tlsUndecryptable(side: Side?, reason: String, time: Timestamp) {
+        begin("tls_undecryptable", time: time, from: side)
+        string("reason", reason)
+        end()
+    }
 }

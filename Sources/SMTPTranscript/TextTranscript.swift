@@ -528,4 +528,16 @@ public final class TextTranscriptRenderer: SessionObserver {
     }
 
     public func encrypted(side: Side, bytes: Int, time: Timestamp) {}
+
+    public func tlsUndecryptable(side: Side?, reason: String, time: Timestamp) {
+        guard let session = current else { return }
+        if side == .client { flushPartialLine(session, time: time) }
+        marker(session, time: time, Self.undecryptableMarker(side: side, reason: reason))
+    }
+
+    /// What a transcript says where TLS could not be decrypted.
+    public static func undecryptableMarker(side: Side?, reason: String) -> String {
+        let whose = side.map { "the \($0.name)'s TLS records" } ?? "TLS"
+        return "cannot decrypt \(whose): \(reason); the rest is counted as encrypted"
+    }
 }

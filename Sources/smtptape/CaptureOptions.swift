@@ -3,6 +3,7 @@ import SMTPCapture
 import SMTPCore
 import SMTPFiles
 import SMTPScenario
+import SMTPTLS
 import SMTPTranscript
 
 /// The options of every command that reads captures (see the README's flag table).
@@ -13,8 +14,28 @@ struct CaptureOptions: ParsableArguments {
     @Option(help: ArgumentHelp("A libpcap (BPF) filter applied before anything else, e.g. 'host 192.0.2.1'.", valueName: "BPF"))
     var filter: String?
 
+    @Option(name: .customLong("keylog"), help: ArgumentHelp("A TLS key log in the NSS format (SSLKEYLOGFILE; repeatable): sessions after STARTTLS and implicit-TLS sessions are decrypted. Keys embedded in a pcapng file (editcap --inject-secrets) are used without it.", valueName: "FILE"))
+    var keylogs: [String] = []
+
     var extractionOptions: ExtractionOptions {
         ExtractionOptions(extraPorts: ports, filter: filter)
+    }
+
+    /// The key logs named with `--keylog`, read (nil without any), or a one-line error and exit 2.
+    /// `following`: read the files again as they grow (live capture).
+    func keyLogStore(following: Bool = false) throws -> KeyLogStore? {
+        guard !keylogs.isEmpty else { return nil }
+        let store = KeyLogStore()
+        store.followsFiles = following
+        for path in keylogs {
+            do {
+                try store.add(file: path)
+            } catch {
+                Standard.error("smtptape: \(error.message)")
+                throw ExitCode(2)
+            }
+        }
+        return store
     }
 }
 
@@ -121,10 +142,18 @@ final class InputReader {
     let progress = Progress(enabled: StandardStream.isTerminal(2))
     var run = InputRun()
 
-    init(options: CaptureOptions, observer: any SessionObserver) {
+    /// TLS secrets: `--keylog` files, and those embedded in pcapng inputs as they are read.
+    let keys: KeyLogStore
+
+    /// Reads the key logs named by `options` first (exits 2 when one cannot be read).
+    init(options: CaptureOptions, observer: any SessionObserver) throws {
         self.options = options
+        let named = try options.keyLogStore()
+        keys = named ?? KeyLogStore()
         self.observer = observer
         extractor = SMTPExtractor(options: options.extractionOptions, observer: observer)
+        if named != nil { extractor.keys = keys }
+        run.messages += keys.takeWarnings().map { "smtptape: warning: " + $0 }
         if progress.enabled { extractor.progress = { [progress] in progress.show($0) } }
     }
 
@@ -152,6 +181,7 @@ final class InputReader {
                 afterEach(input)
                 continue
             }
+            useEmbeddedSecrets(input)
             let report = extractor.read(input)
             progress.clear()
             if let error = report.error {
@@ -163,6 +193,20 @@ final class InputReader {
             if report.corruptPackets > 0 || (report.error == nil && report.sessions == 0) { run.status = max(run.status, 1) }
             afterEach(input)
         }
+    }
+
+    /// A pcapng file's Decryption Secrets Blocks (`editcap --inject-secrets`) join the key log.
+    /// They are found by walking the file's block headers before it is read, so only in files
+    /// (not pipes).
+    func useEmbeddedSecrets(_ input: InputSource) {
+        guard input.path != "-", input.peek(4).elementsEqual([0x0A, 0x0D, 0x0D, 0x0A]) else { return }
+        let blocks = PcapngSecrets.keyLogs(inFile: input.path)
+        guard !blocks.isEmpty else { return }
+        var log = KeyLog()
+        for block in blocks { log.add(block, name: input.path + " (decryption secrets block)") }
+        keys.add(log)
+        run.messages += keys.takeWarnings().map { "smtptape: warning: " + $0 }
+        extractor.keys = keys
     }
 
     /// Prints the gathered warnings and errors; returns the exit status.

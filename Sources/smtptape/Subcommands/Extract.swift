@@ -67,7 +67,7 @@ struct Extract: ParsableCommand {
                 if failure == nil { failure = error.description }
             }
         }
-        let reader = InputReader(options: capture, observer: recorder)
+        let reader = try InputReader(options: capture, observer: recorder)
         reader.read(captures, scenarios: false, hashing: true) { input in
             let digest = Array(input.finishDigest().utf8)
             for (name, offset) in awaitingDigest {

@@ -32,7 +32,7 @@ struct Messages: ParsableCommand {
     func run() throws {
         let folder = try output.open()
         let writer = MessageFileWriter(folder: folder)
-        let reader = InputReader(options: capture, observer: writer)
+        let reader = try InputReader(options: capture, observer: writer)
         reader.read(captures, scenarios: false)
         var status = reader.finish()
         if let error = writer.error {

@@ -34,7 +34,7 @@ struct Transcript: ParsableCommand {
     func run() throws {
         let output = ByteOutput(descriptor: 1)
         let observer = rendering.renderer(output: output, showSecrets: secrets.showSecrets)
-        let reader = InputReader(options: capture, observer: observer)
+        let reader = try InputReader(options: capture, observer: observer)
         reader.read(inputs, scenarios: true)
         output.flush()
         let status = reader.finish()
