@@ -10,14 +10,25 @@
 #   NAME.pcap        tcpdump -i lo capture of the one SMTP connection
 #   NAME.client.log  the client's own log of the dialogue (see README.md
 #                    for each client's line format)
+#   NAME.keys        (the *-tls12-* and *-tls13-* captures) the NSS key log
+#                    (SSLKEYLOGFILE format) of that one TLS session, written
+#                    by the client or, where README.md says so, the server
+#   NAME-dsb.pcapng  (smtplib-aiosmtpd-tls13-chacha-starttls-auth only) the
+#                    same capture with its key log embedded as a pcapng
+#                    Decryption Secrets Block (editcap --inject-secrets)
 # Message bodies come from messages/*.eml (fixed text and headers, so reruns
 # differ only in timestamps, ephemeral ports, TCP sequence numbers and, for
-# TLS captures, the encrypted bytes).
+# TLS captures, the encrypted bytes and the key logs).  The TLS captures use
+# a throw-away self-signed RSA certificate made with openssl req in a
+# temporary directory that is deleted at the end; no private key is kept.
+# OpenSSL config files for the clients (OPENSSL_CONF) are in tls/.
 #
 # Needs root (tcpdump on lo, ports 25/465/587).  Installs nothing; it checks
-# for: tcpdump, swaks, msmtp, curl, smtp-sink (postfix), ss (iproute2),
-# python3 with aiosmtpd and cryptography; tshark (optional) is used to
-# check each capture afterwards.
+# for: tcpdump, swaks, msmtp, curl, openssl, smtp-sink (postfix), ss
+# (iproute2), python3 with aiosmtpd and cryptography, and editcap
+# (wireshark-common) for the -dsb.pcapng; tshark (optional) is used to check
+# each capture afterwards, including decrypting the TLS ones with their key
+# logs.
 #
 # Only 127.0.0.1 / ::1 and ports 25, 465, 587, 2525 are used.
 set -euo pipefail
@@ -27,6 +38,7 @@ HERE="$(cd "$HERE" && pwd)"
 MESSAGES="$HERE/messages"
 AIOSMTPD_SERVER="$HERE/servers/aiosmtpd_server.py"
 SMTPLIB_CLIENT="$HERE/clients/smtplib_client.py"
+TLS_CONF="$HERE/tls"
 
 CLIENT_NAME=client.example.test     # EHLO/HELO name every client uses
 SINK_NAME=sink.example.test         # smtp-sink greeting/EHLO name
@@ -45,18 +57,31 @@ CAPTURES=(
   swaks-aiosmtpd-rejected-rcpt
   curl-sink-plain
   msmtp-aiosmtpd-ipv6
+  curl-aiosmtpd-tls13-aes128-starttls
+  smtplib-aiosmtpd-tls13-aes256-smtps
+  smtplib-aiosmtpd-tls13-chacha-starttls-auth
+  openssl-aiosmtpd-tls13-keyupdate-starttls
+  swaks-aiosmtpd-tls12-aes128gcm-starttls
+  curl-aiosmtpd-tls12-aes256gcm-smtps
+  curl-aiosmtpd-tls12-chacha-starttls
+  curl-aiosmtpd-tls12-aes128sha-etm-starttls
+  smtplib-aiosmtpd-tls12-aes256sha384-mte-starttls
+  curl-aiosmtpd-tls12-aes128sha256-mte-smtps
 )
+DSB_CAPTURE=smtplib-aiosmtpd-tls13-chacha-starttls-auth   # also writes NAME-dsb.pcapng
 
 log() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'make-captures.sh: error: %s\n' "$*" >&2; exit 1; }
 
 # ---------------------------------------------------------------- checks ---
 
-check_tools() {
+check_tools() {   # check_tools SELECTED_NAME...
   local missing=() t
-  for t in tcpdump swaks msmtp curl ss python3; do
+  for t in tcpdump swaks msmtp curl openssl ss python3; do
     command -v "$t" >/dev/null 2>&1 || missing+=("$t")
   done
+  [[ " $* " != *" $DSB_CAPTURE "* ]] || command -v editcap >/dev/null 2>&1 \
+    || missing+=("editcap (Debian package: wireshark-common), for $DSB_CAPTURE-dsb.pcapng")
   SMTP_SINK="$(command -v smtp-sink 2>/dev/null || true)"
   [[ -n "$SMTP_SINK" ]] || { [[ -x /usr/sbin/smtp-sink ]] && SMTP_SINK=/usr/sbin/smtp-sink; } \
     || missing+=("smtp-sink (Debian package: postfix)")
@@ -67,7 +92,7 @@ check_tools() {
   if ((${#missing[@]})); then
     printf 'make-captures.sh: missing tools (this script installs nothing):\n' >&2
     printf '  - %s\n' "${missing[@]}" >&2
-    printf 'On Debian: apt-get install tcpdump swaks msmtp curl postfix iproute2 python3-cryptography;\n' >&2
+    printf 'On Debian: apt-get install tcpdump swaks msmtp curl openssl postfix iproute2 python3-cryptography wireshark-common;\n' >&2
     printf '           pip install aiosmtpd\n' >&2
     exit 1
   fi
@@ -82,21 +107,23 @@ check_tools() {
 WORK=""
 SERVER_PID=""
 TCPDUMP_PID=""
+CLIENT_PID=""  # only for clients run in the background (openssl s_client)
 CURRENT=""   # capture in progress; its half-made files are removed on failure
 
 cleanup() {
   local rc=$?
+  if [[ -n "$CLIENT_PID" ]]; then kill -TERM "$CLIENT_PID" 2>/dev/null || true; wait "$CLIENT_PID" 2>/dev/null || true; fi
   if [[ -n "$TCPDUMP_PID" ]]; then kill -INT "$TCPDUMP_PID" 2>/dev/null || true; wait "$TCPDUMP_PID" 2>/dev/null || true; fi
   if [[ -n "$SERVER_PID" ]]; then kill -TERM "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi
   if ((rc != 0)) && [[ -n "$WORK" && -d "$WORK" ]]; then
     local f
-    for f in "$WORK"/server.log "$WORK"/tcpdump.err; do
+    for f in "$WORK"/server.log "$WORK"/tcpdump.err "$WORK"/curl.log; do
       [[ -s "$f" ]] && { printf -- '--- %s ---\n' "${f##*/}" >&2; tail -n 20 "$f" >&2; }
     done
     if [[ -n "$CURRENT" ]]; then
       f="$HERE/$CURRENT.client.log"
       [[ -s "$f" ]] && { printf -- '--- %s (removed) ---\n' "${f##*/}" >&2; tail -n 20 "$f" >&2; }
-      rm -f "$HERE/$CURRENT.pcap" "$HERE/$CURRENT.client.log"
+      rm -f "$HERE/$CURRENT.pcap" "$HERE/$CURRENT.client.log" "$HERE/$CURRENT.keys" "$HERE/$CURRENT-dsb.pcapng"
     fi
   fi
   [[ -n "$WORK" ]] && rm -rf "$WORK"
@@ -106,10 +133,16 @@ cleanup() {
 # port_listeners PORT: listening sockets on that TCP port (one per line)
 port_listeners() { ss -Hltn "sport = :$1" 2>/dev/null || true; }
 
+# ensure_port_free PORT: wait up to 60 s for PORT to be free (someone else
+# may be using it for a moment), then give up.
 ensure_port_free() {
-  local port=$1
-  [[ -z "$(port_listeners "$port")" ]] \
-    || die "TCP port $port is already in use on this host (stop whatever listens there):"$'\n'"$(port_listeners "$port")"
+  local port=$1 i
+  for ((i = 0; i < 600; i++)); do
+    [[ -z "$(port_listeners "$port")" ]] && return 0
+    ((i)) || log "TCP port $port is in use; waiting up to 60 s for it to be free"
+    sleep 0.1
+  done
+  die "TCP port $port is still in use on this host (stop whatever listens there):"$'\n'"$(port_listeners "$port")"
 }
 
 # wait_for TIMEOUT_SECONDS DESCRIPTION COMMAND...: poll until COMMAND succeeds
@@ -162,7 +195,7 @@ stop_server() {
 # connection is captured)
 start_capture() {
   local name=$1 port=$2
-  rm -f "$HERE/$name.pcap" "$HERE/$name.client.log"
+  rm -f "$HERE/$name.pcap" "$HERE/$name.client.log" "$HERE/$name.keys" "$HERE/$name-dsb.pcapng"
   : >"$WORK/tcpdump.err"
   local drop=(); [[ $EUID -eq 0 ]] && drop=(-Z root)   # else tcpdump drops to user "tcpdump" and cannot write here
   # --immediate-mode: without it libpcap (TPACKET_V3) hands packets over in
@@ -207,9 +240,11 @@ check_capture() {
 }
 
 finish() {
-  local name=$1
-  printf '    %-30s %6s bytes pcap, %5s bytes log\n' "$name" \
-    "$(stat -c %s "$HERE/$name.pcap")" "$(stat -c %s "$HERE/$name.client.log")" >&2
+  local name=$1 extra=""
+  [[ -f "$HERE/$name.keys" ]] && extra+=", $(stat -c %s "$HERE/$name.keys") bytes keys"
+  [[ -f "$HERE/$name-dsb.pcapng" ]] && extra+=", $(stat -c %s "$HERE/$name-dsb.pcapng") bytes -dsb.pcapng"
+  printf '    %-30s %6s bytes pcap, %5s bytes log%s\n' "$name" \
+    "$(stat -c %s "$HERE/$name.pcap")" "$(stat -c %s "$HERE/$name.client.log")" "$extra" >&2
 }
 
 # ------------------------------------------------------------- captures ---
@@ -365,6 +400,337 @@ capture_msmtp_aiosmtpd_ipv6() {
   fi
 }
 
+# ------------------------------------------------------------------ TLS ---
+# Every TLS capture comes with NAME.keys, the NSS key log (SSLKEYLOGFILE
+# format) written during the session by one of its two parties: curl
+# (SSLKEYLOGFILE), Python smtplib (SSLContext.keylog_filename), openssl
+# s_client (-keylogfile) or, for swaks, the aiosmtpd server (--keylog).  It
+# is written to $WORK first and moved next to the pcap once the server has
+# stopped.  The server uses a throw-away RSA certificate (the ECDHE-RSA TLS
+# 1.2 suites need one); the suite and version are chosen by the client.
+
+# make_tls_cert: a self-signed RSA certificate for aiosmtpd, made once per
+# run in $WORK (deleted at exit); sets aiosmtpd_tls to the server options.
+aiosmtpd_tls=()
+make_tls_cert() {
+  ((${#aiosmtpd_tls[@]})) && return 0
+  openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "/CN=$AIOSMTPD_NAME" \
+    -addext "subjectAltName=DNS:$AIOSMTPD_NAME,DNS:localhost,IP:127.0.0.1,IP:::1" \
+    -keyout "$WORK/tls-key.pem" -out "$WORK/tls-cert.pem" >"$WORK/openssl-req.log" 2>&1 \
+    || die "openssl req failed: $(cat "$WORK/openssl-req.log")"
+  aiosmtpd_tls=(--tls-cert "$WORK/tls-cert.pem" --tls-key "$WORK/tls-key.pem")
+}
+
+# start_aiosmtpd_tls PORT starttls|smtps [aiosmtpd_server.py options...]
+start_aiosmtpd_tls() {
+  local port=$1 mode=$2; shift 2
+  make_tls_cert
+  start_aiosmtpd 127.0.0.1 "$port" "--$mode" "${aiosmtpd_tls[@]}" "$@"
+}
+
+# save_keys NAME: move the key log written to $WORK/NAME.keys next to the
+# capture (after the server has stopped, so a server key log is complete).
+save_keys() {
+  local name=$1
+  [[ -s "$WORK/$name.keys" ]] || die "no key log was written for $name"
+  mv "$WORK/$name.keys" "$HERE/$name.keys"
+  chmod 644 "$HERE/$name.keys"
+}
+
+# curl_smtp NAME smtp|smtps PORT [curl options...]: one message from
+# messages/NAME.eml, key log to $WORK/NAME.keys.  curl -v's stderr is kept
+# in $WORK/curl.log; NAME.client.log is that log reduced to the connection
+# info and the SMTP lines (the TLS handshake trace, the server certificate
+# and the "[N bytes data]" lines are dropped).
+curl_smtp() {
+  local name=$1 scheme=$2 port=$3; shift 3
+  local rc=0
+  # The URL path sets the EHLO name; --crlf turns the file's LF into CRLF;
+  # -k: the certificate is self-signed.
+  SSLKEYLOGFILE="$WORK/$name.keys" curl -sS -v -k --crlf "$@" "$scheme://127.0.0.1:$port/$CLIENT_NAME" \
+    --mail-from "$FROM" --mail-rcpt bob@example.net \
+    -T "$MESSAGES/$name.eml" >"$WORK/curl.log" 2>&1 || rc=$?
+  grep -E '^(\*   Trying |\* Connected to |\* SSL connection using |\* Connection #|[<>] )' \
+    "$WORK/curl.log" >"$HERE/$name.client.log" || true
+  ((rc == 0)) || die "client failed (exit $rc), see $name.client.log"
+}
+
+# smtplib_tls NAME SCENARIO starttls|smtps PORT [smtplib_client.py options...]
+smtplib_tls() {
+  local name=$1 scenario=$2 mode=$3 port=$4; shift 4
+  python3 "$SMTPLIB_CLIENT" "$scenario" --host 127.0.0.1 --port "$port" --messages "$MESSAGES" \
+    --message "$name" --tls "$mode" --keylog "$WORK/$name.keys" "$@" \
+    >"$HERE/$name.client.log" 2>&1 \
+    || die "client failed (exit $?), see $name.client.log"
+}
+
+# tls_dialogue PCAP [KEYLOG]: the SMTP dialogue as tshark decodes it, one
+# token per command ("C:EHLO") or reply line ("S:250"), with a "|" where
+# the TLS application data starts.  Commands are cut to 4 characters by
+# tshark (C:STAR is STARTTLS).
+tls_dialogue() {
+  local pcap=$1 keys=${2:-} sport
+  local opt=(); [[ -n "$keys" ]] && opt=(-o "tls.keylog_file:$keys")
+  sport=$(tshark -r "$pcap" -Y 'tcp.flags.syn==1 && tcp.flags.ack==0' -T fields -e tcp.dstport 2>/dev/null | head -n 1)
+  tshark -r "$pcap" "${opt[@]}" -Y smtp -T fields -e tcp.srcport -e tls.record.content_type \
+      -e smtp.req.command -e smtp.response.code 2>/dev/null \
+    | awk -F '\t' -v sport="$sport" '
+        $2 ~ /(^|,)23(,|$)/ && !tls { out = out " |"; tls = 1 }
+        {
+          n = split($($1 == sport ? 4 : 3), v, ",")
+          for (i = 1; i <= n; i++) if (v[i] != "") out = out " " ($1 == sport ? "S:" : "C:") v[i]
+        }
+        END { print substr(out, 2) }'
+}
+
+# check_keylog FILE: NSS key log lines ("LABEL <client random> <secret>",
+# hex) and "#" comments only, and at least one secret.
+check_keylog() {
+  local f=$1
+  [[ -s "$f" ]] || die "${f##*/} is missing or empty"
+  ! grep -Evq '^(#.*|[A-Z][A-Z0-9_]* [0-9a-f]{64} [0-9a-f]{32,})$' "$f" \
+    || die "${f##*/} has a line that is not in NSS key log format: $(grep -Ev '^(#.*|[A-Z][A-Z0-9_]* [0-9a-f]{64} [0-9a-f]{32,})$' "$f" | head -n 1)"
+}
+
+# check_tls_capture NAME PORT 1.2|1.3 SUITE ETM DIALOGUE_RE FOLLOW_RE...
+#   NAME.keys must be an NSS key log.  With tshark: the pcap must hold one
+#   TCP connection and one TLS handshake, whose ServerHello selects TLS
+#   version 1.2/1.3 and cipher suite SUITE (hex, e.g. 0x1301), with the
+#   encrypt_then_mac extension (22) in the ServerHello if ETM is "etm", not
+#   if it is "mte" ("-": not checked; OpenSSL only echoes 22 for CBC suites,
+#   and TLS 1.3 has no such extension); the key log must be for that
+#   handshake's client random only; the SMTP dialogue decrypted with the
+#   key log (see tls_dialogue) must match DIALOGUE_RE, and the decrypted
+#   stream (tshark -z follow,tls,ascii,0) every FOLLOW_RE (extended
+#   regexes, case-insensitive).
+check_tls_capture() {
+  local name=$1 port=$2 version=$3 suite=$4 etm=$5 dialogue_re=$6; shift 6
+  local pcap="$HERE/$name.pcap" keys="$HERE/$name.keys"
+  check_keylog "$keys"
+  ((HAVE_TSHARK)) || return 0
+  local streams hello legacy supported got_suite exts got_version randoms crandom dialogue follow re
+  streams=$(tshark -r "$pcap" -T fields -e tcp.stream 2>/dev/null | sort -u | wc -l)
+  ((streams == 1)) || die "$name.pcap holds $streams TCP connections, expected 1"
+  hello=$(tshark -r "$pcap" -Y 'tls.handshake.type==2' -T fields -E 'separator=;' -e tcp.srcport \
+    -e tls.handshake.version -e tls.handshake.extensions.supported_version \
+    -e tls.handshake.ciphersuite -e tls.handshake.extension.type 2>/dev/null)
+  [[ $(wc -l <<<"$hello") == 1 && -n "$hello" ]] || die "$name.pcap: expected one ServerHello, got: $hello"
+  IFS=';' read -r _ legacy supported got_suite exts <<<"$hello"
+  got_version=${supported:-$legacy}
+  case $version in 1.2) [[ $got_version == 0x0303 ]] ;; 1.3) [[ $got_version == 0x0304 ]] ;; *) false ;; esac \
+    || die "$name.pcap: ServerHello version $got_version, expected TLS $version"
+  [[ $got_suite == "$suite" ]] || die "$name.pcap: ServerHello suite $got_suite, expected $suite"
+  case $etm in
+    etm) [[ ",$exts," == *,22,* ]] || die "$name.pcap: no encrypt_then_mac (22) in the ServerHello ($exts)" ;;
+    mte) [[ ",$exts," != *,22,* ]] || die "$name.pcap: encrypt_then_mac (22) in the ServerHello ($exts)" ;;
+  esac
+  crandom=$(tshark -r "$pcap" -Y 'tls.handshake.type==1' -T fields -e tls.handshake.random 2>/dev/null | tr -d ':')
+  randoms=$(awk '!/^#/ { print $2 }' "$keys" | sort -u)
+  [[ $randoms == "$crandom" ]] || die "$name.keys is not (only) for the ClientHello random $crandom"
+  dialogue=$(tls_dialogue "$pcap" "$keys")
+  grep -Eqi -- "$dialogue_re" <<<"$dialogue" \
+    || die "$name.pcap: decrypted dialogue '$dialogue' does not match /$dialogue_re/"
+  follow=$(tshark -r "$pcap" -o "tls.keylog_file:$keys" -q -z follow,tls,ascii,0 2>/dev/null)
+  for re in "$@"; do
+    grep -Eqi -- "$re" <<<"$follow" || die "$name.pcap: decrypted stream does not match /$re/"
+  done
+  printf '    %-30s TLS %s suite %s%s, decrypted: %s\n' "$name" "$version" "$got_suite" \
+    "$([[ $etm != - ]] && { [[ ",$exts," == *,22,* ]] && echo ' EtM' || echo ' no-EtM'; })" \
+    "$dialogue" >&2
+}
+
+# Expected decrypted dialogues (tls_dialogue).  STARTTLS: EHLO and STARTTLS
+# in clear text, then everything inside TLS; SMTPS: nothing in clear text.
+# Only the reply lines tshark reports are listed (aiosmtpd's EHLO reply has
+# several 250 lines).
+RE_STARTTLS='^S:220 C:EHLO( S:250)+ C:STAR S:220 \| '
+RE_SMTPS='^\| S:220 '
+RE_MAIL='C:EHLO( S:250)+ C:MAIL S:250 C:RCPT S:250 C:DATA S:354 S:250 C:QUIT S:221$'
+RE_AUTH_MAIL='C:EHLO( S:250)+ C:AUTH S:235 C:MAIL S:250 C:RCPT S:250 C:DATA S:354 S:250 C:QUIT S:221$'
+# follow,tls,ascii: the message, both directions' last lines
+follow_res() { printf '%s\n' "^Subject: $1" '^Hello Bob,' '^quit' '^221 '; }
+
+capture_curl_aiosmtpd_tls13_aes128_starttls() {
+  local name=curl-aiosmtpd-tls13-aes128-starttls port=587
+  start_aiosmtpd_tls "$port" starttls
+  start_capture "$name" "$port"
+  curl_smtp "$name" smtp "$port" --ssl-reqd --tlsv1.3 --tls13-ciphers TLS_AES_128_GCM_SHA256
+  stop_capture; stop_server; save_keys "$name"
+  check_capture "$name" '^< 250 2\.0\.0 Ok' '^220 aiosmtpd' '^STARTTLS' '^220 Ready to start TLS'
+  local res; mapfile -t res < <(follow_res "$name")
+  check_tls_capture "$name" "$port" 1.3 0x1301 - "$RE_STARTTLS$RE_MAIL" "${res[@]}"
+}
+
+capture_smtplib_aiosmtpd_tls13_aes256_smtps() {
+  local name=smtplib-aiosmtpd-tls13-aes256-smtps port=465
+  start_aiosmtpd_tls "$port" smtps
+  start_capture "$name" "$port"
+  OPENSSL_CONF="$TLS_CONF/tls13-aes256.cnf" smtplib_tls "$name" send smtps "$port"
+  stop_capture; stop_server; save_keys "$name"
+  check_capture "$name" "^reply: b'221 "
+  local res; mapfile -t res < <(follow_res "$name")
+  check_tls_capture "$name" "$port" 1.3 0x1302 - "$RE_SMTPS$RE_MAIL" "${res[@]}"
+}
+
+capture_smtplib_aiosmtpd_tls13_chacha_starttls_auth() {
+  local name=smtplib-aiosmtpd-tls13-chacha-starttls-auth port=587
+  start_aiosmtpd_tls "$port" starttls --auth
+  start_capture "$name" "$port"
+  OPENSSL_CONF="$TLS_CONF/tls13-chacha.cnf" smtplib_tls "$name" auth-send starttls "$port"
+  stop_capture; stop_server; save_keys "$name"
+  check_capture "$name" "^reply: b'221 " '^220 aiosmtpd' '^STARTTLS' '^220 Ready to start TLS'
+  local res; mapfile -t res < <(follow_res "$name")
+  check_tls_capture "$name" "$port" 1.3 0x1303 - "$RE_STARTTLS$RE_AUTH_MAIL" '^AUTH PLAIN ' '^235 ' "${res[@]}"
+  # The same capture with the key log inside it (pcapng Decryption Secrets
+  # Block): tshark must decrypt it without being given the key log.
+  editcap --inject-secrets "tls,$HERE/$name.keys" "$HERE/$name.pcap" "$HERE/$name-dsb.pcapng" \
+    || die "editcap --inject-secrets failed"
+  if ((HAVE_TSHARK)); then
+    local dialogue
+    dialogue=$(tls_dialogue "$HERE/$name-dsb.pcapng")
+    grep -Eqi -- "$RE_STARTTLS$RE_AUTH_MAIL" <<<"$dialogue" \
+      || die "$name-dsb.pcapng: dialogue decrypted with the embedded keys: '$dialogue'"
+    printf '    %-30s decrypted with its DSB: %s\n' "$name-dsb.pcapng" "$dialogue" >&2
+  fi
+}
+
+# openssl s_client reads the session from a FIFO: each line is sent only
+# after the reply to the previous one has shown up in its log.  s_client
+# treats a line starting with Q, R, K or k as a command (quit, renegotiate,
+# KeyUpdate), so the SMTP commands that start with those letters are sent
+# in lower case, and the message has no such line.  "K" sends a KeyUpdate
+# that asks the server to update its keys too, "k" one that does not; s_client
+# drops whatever else is in the same read, so the next line waits for its
+# "KEYUPDATE" message.
+sclient_send() { printf '%s\n' "$@" >&"$SCLIENT_FD"; }
+sclient_has() { # sclient_has LOG REGEX COUNT
+  kill -0 "$CLIENT_PID" 2>/dev/null || die "openssl s_client exited early"
+  (($(grep -Ec -- "$2" "$1") >= $3))
+}
+
+capture_openssl_aiosmtpd_tls13_keyupdate_starttls() {
+  local name=openssl-aiosmtpd-tls13-keyupdate-starttls port=587
+  local clog="$HERE/$name.client.log" fifo="$WORK/s_client.in" line
+  start_aiosmtpd_tls "$port" starttls
+  start_capture "$name" "$port"
+  mkfifo "$fifo"
+  openssl s_client -connect "127.0.0.1:$port" -starttls smtp -name "$CLIENT_NAME" -crlf -brief \
+    -tls1_3 -ciphersuites TLS_AES_256_GCM_SHA384 -keylogfile "$WORK/$name.keys" \
+    <"$fifo" >"$clog" 2>&1 &
+  CLIENT_PID=$!
+  exec {SCLIENT_FD}>"$fifo"
+  wait_for 10 "the TLS handshake" sclient_has "$clog" '^CONNECTION ESTABLISHED' 1
+  sclient_send "EHLO $CLIENT_NAME"
+  wait_for 10 "the EHLO reply" sclient_has "$clog" '^250 HELP' 2   # the first one is from before TLS
+  sclient_send K
+  wait_for 10 "s_client to send a KeyUpdate" sclient_has "$clog" '^KEYUPDATE' 1
+  sclient_send "MAIL FROM:<$FROM>"
+  wait_for 10 "the MAIL reply" sclient_has "$clog" '^250 OK' 1
+  sclient_send "rcpt TO:<bob@example.net>"
+  wait_for 10 "the RCPT reply" sclient_has "$clog" '^250 2\.1\.5 ' 1
+  sclient_send k
+  wait_for 10 "s_client to send a KeyUpdate" sclient_has "$clog" '^KEYUPDATE' 2
+  sclient_send DATA
+  wait_for 10 "the DATA reply" sclient_has "$clog" '^354 ' 1
+  while IFS= read -r line; do
+    [[ $line != [QRKk.]* ]] || die "messages/$name.eml: a line starts with ${line:0:1}, which s_client would not send as is"
+    sclient_send "$line"
+  done <"$MESSAGES/$name.eml"
+  sclient_send .
+  wait_for 10 "the end-of-data reply" sclient_has "$clog" '^250 2\.0\.0 ' 1
+  sclient_send quit
+  wait_for 10 "the QUIT reply" sclient_has "$clog" '^221 ' 1
+  exec {SCLIENT_FD}>&-
+  wait "$CLIENT_PID" || die "openssl s_client failed (exit $?), see $name.client.log"
+  CLIENT_PID=""
+  stop_capture; stop_server; save_keys "$name"
+  check_capture "$name" '^221 ' '^220 aiosmtpd' '^EHLO client' '^STARTTLS' '^220 Ready to start TLS'
+  local res; mapfile -t res < <(follow_res "$name")
+  check_tls_capture "$name" "$port" 1.3 0x1302 - "$RE_STARTTLS$RE_MAIL" "${res[@]}"
+  if ((HAVE_TSHARK)); then
+    # KeyUpdate is handshake type 24: K (client), the server's answer, k (client)
+    local updates
+    updates=$(tshark -r "$HERE/$name.pcap" -o "tls.keylog_file:$HERE/$name.keys" -Y 'tls.handshake.type==24' \
+      -T fields -e tcp.srcport 2>/dev/null | tr '\n' ' ')
+    [[ $updates =~ ^[0-9]+\ [0-9]+\ [0-9]+\ $ && ${updates%% *} != "$port" ]] \
+      || die "$name.pcap: expected 3 KeyUpdates (client, server, client), got from ports: $updates"
+    printf '    %-30s KeyUpdates from ports: %s\n' "$name" "$updates" >&2
+  fi
+}
+
+capture_swaks_aiosmtpd_tls12_aes128gcm_starttls() {
+  local name=swaks-aiosmtpd-tls12-aes128gcm-starttls port=587
+  # The key log is written by the server (swaks cannot write one).
+  start_aiosmtpd_tls "$port" starttls --keylog "$WORK/$name.keys"
+  start_capture "$name" "$port"
+  swaks --server 127.0.0.1 --port "$port" --tls --tls-protocol tlsv1_2 \
+    --tls-cipher ECDHE-RSA-AES128-GCM-SHA256 "${swaks_common[@]}" --to bob@example.net \
+    --data "$(swaks_data "$name")" >"$HERE/$name.client.log" 2>&1 \
+    || die "client failed (exit $?), see $name.client.log"
+  stop_capture; stop_server; save_keys "$name"
+  check_capture "$name" '^<~  221 ' '^220 aiosmtpd' '^STARTTLS' '^220 Ready to start TLS'
+  local res; mapfile -t res < <(follow_res "$name")
+  check_tls_capture "$name" "$port" 1.2 0xc02f - "$RE_STARTTLS$RE_MAIL" "${res[@]}"
+}
+
+capture_curl_aiosmtpd_tls12_aes256gcm_smtps() {
+  local name=curl-aiosmtpd-tls12-aes256gcm-smtps port=465
+  start_aiosmtpd_tls "$port" smtps
+  start_capture "$name" "$port"
+  curl_smtp "$name" smtps "$port" --tls-max 1.2 --ciphers ECDHE-RSA-AES256-GCM-SHA384
+  stop_capture; stop_server; save_keys "$name"
+  check_capture "$name" '^< 250 2\.0\.0 Ok'
+  local res; mapfile -t res < <(follow_res "$name")
+  check_tls_capture "$name" "$port" 1.2 0xc030 - "$RE_SMTPS$RE_MAIL" "${res[@]}"
+}
+
+capture_curl_aiosmtpd_tls12_chacha_starttls() {
+  local name=curl-aiosmtpd-tls12-chacha-starttls port=587
+  start_aiosmtpd_tls "$port" starttls
+  start_capture "$name" "$port"
+  curl_smtp "$name" smtp "$port" --ssl-reqd --tls-max 1.2 --ciphers ECDHE-RSA-CHACHA20-POLY1305
+  stop_capture; stop_server; save_keys "$name"
+  check_capture "$name" '^< 250 2\.0\.0 Ok' '^220 aiosmtpd' '^STARTTLS' '^220 Ready to start TLS'
+  local res; mapfile -t res < <(follow_res "$name")
+  check_tls_capture "$name" "$port" 1.2 0xcca8 - "$RE_STARTTLS$RE_MAIL" "${res[@]}"
+}
+
+capture_curl_aiosmtpd_tls12_aes128sha_etm_starttls() {
+  local name=curl-aiosmtpd-tls12-aes128sha-etm-starttls port=587
+  # Python's default server cipher list leaves out the SHA-1 suites.
+  start_aiosmtpd_tls "$port" starttls --ciphers DEFAULT
+  start_capture "$name" "$port"
+  curl_smtp "$name" smtp "$port" --ssl-reqd --tls-max 1.2 --ciphers ECDHE-RSA-AES128-SHA
+  stop_capture; stop_server; save_keys "$name"
+  check_capture "$name" '^< 250 2\.0\.0 Ok' '^220 aiosmtpd' '^STARTTLS' '^220 Ready to start TLS'
+  local res; mapfile -t res < <(follow_res "$name")
+  check_tls_capture "$name" "$port" 1.2 0xc013 etm "$RE_STARTTLS$RE_MAIL" "${res[@]}"
+}
+
+capture_smtplib_aiosmtpd_tls12_aes256sha384_mte_starttls() {
+  local name=smtplib-aiosmtpd-tls12-aes256sha384-mte-starttls port=587
+  start_aiosmtpd_tls "$port" starttls
+  start_capture "$name" "$port"
+  OPENSSL_CONF="$TLS_CONF/tls12-no-etm.cnf" smtplib_tls "$name" send starttls "$port" \
+    --tls-max 1.2 --ciphers ECDHE-RSA-AES256-SHA384
+  stop_capture; stop_server; save_keys "$name"
+  check_capture "$name" "^reply: b'221 " '^220 aiosmtpd' '^STARTTLS' '^220 Ready to start TLS'
+  local res; mapfile -t res < <(follow_res "$name")
+  check_tls_capture "$name" "$port" 1.2 0xc028 mte "$RE_STARTTLS$RE_MAIL" "${res[@]}"
+}
+
+capture_curl_aiosmtpd_tls12_aes128sha256_mte_smtps() {
+  local name=curl-aiosmtpd-tls12-aes128sha256-mte-smtps port=465
+  start_aiosmtpd_tls "$port" smtps
+  start_capture "$name" "$port"
+  OPENSSL_CONF="$TLS_CONF/tls12-no-etm.cnf" curl_smtp "$name" smtps "$port" \
+    --tls-max 1.2 --ciphers ECDHE-RSA-AES128-SHA256
+  stop_capture; stop_server; save_keys "$name"
+  check_capture "$name" '^< 250 2\.0\.0 Ok'
+  local res; mapfile -t res < <(follow_res "$name")
+  check_tls_capture "$name" "$port" 1.2 0xc027 mte "$RE_SMTPS$RE_MAIL" "${res[@]}"
+}
+
 # ----------------------------------------------------------------- main ---
 
 main() {
@@ -375,7 +741,7 @@ main() {
   for name in "${selected[@]}"; do
     declare -F "capture_${name//-/_}" >/dev/null || die "unknown capture '$name' (see --list)"
   done
-  check_tools
+  check_tools "${selected[@]}"
   WORK="$(mktemp -d "${TMPDIR:-/tmp}/make-captures.XXXXXX")"
   trap cleanup EXIT
   trap 'exit 130' INT TERM

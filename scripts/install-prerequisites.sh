@@ -14,7 +14,7 @@ packages=(libpcap-dev pkg-config)
 python_packages=()
 commands=()   # tools that must be on PATH afterwards
 clients() {
-  packages+=(tcpdump swaks msmtp curl postfix); python_packages+=(aiosmtpd); commands+=(tcpdump swaks msmtp curl python3)
+  packages+=(tcpdump swaks msmtp curl postfix tshark); python_packages+=(aiosmtpd); commands+=(tcpdump swaks msmtp curl python3 tshark)
 }
 for option in "$@"; do
   case "$option" in

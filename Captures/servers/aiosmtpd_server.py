@@ -11,7 +11,15 @@ switchable from the command line:
   * STARTTLS (--starttls) or implicit TLS / SMTPS (--smtps), using a
     throw-away self-signed certificate generated at start-up into a
     temporary directory that is deleted as soon as the key is loaded
-    (nothing is ever written into the repository);
+    (nothing is ever written into the repository), or the certificate and
+    key given with --tls-cert/--tls-key (the capture script makes a
+    throw-away RSA one with openssl req for the ECDHE-RSA TLS 1.2 suites);
+  * --ciphers: the TLS <= 1.2 cipher list (ssl.SSLContext.set_ciphers;
+    Python's default leaves out the SHA-1 CBC suites).  TLS 1.3 suites
+    cannot be set from Python; restrict them on the client side;
+  * --keylog FILE: the server writes the NSS key log (SSLKEYLOGFILE
+    format) of every TLS session it accepts after READY
+    (ssl.SSLContext.keylog_filename);
   * a rejected recipient: RCPT TO any address whose local part is
     "nobody" (i.e. the address starts with "nobody@") gets
     "550 5.1.1 <ADDRESS>: Recipient address rejected".
@@ -71,8 +79,13 @@ def authenticator(server, session, envelope, mechanism, auth_data):
     return AuthResult(success=ok, handled=False)
 
 
-def make_tls_context(hostname):
-    """Self-signed certificate, generated now, loaded, and then deleted."""
+def make_tls_context(hostname, cert_file=None, key_file=None):
+    """Self-signed certificate, generated now, loaded, and then deleted;
+    or, with cert_file/key_file, that certificate and key."""
+    if cert_file:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(cert_file, key_file)
+        return ctx
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -133,11 +146,19 @@ def main():
                      help="offer STARTTLS with a throw-away certificate")
     tls.add_argument("--smtps", action="store_true",
                      help="implicit TLS from the first byte (SMTPS, port 465)")
+    p.add_argument("--tls-cert", help="PEM certificate to use instead of a generated one")
+    p.add_argument("--tls-key", help="PEM private key for --tls-cert")
+    p.add_argument("--ciphers", help="TLS <= 1.2 cipher string (SSLContext.set_ciphers)")
+    p.add_argument("--keylog", help="write the NSS key log of accepted TLS sessions here")
     p.add_argument("--ready-file", help="also write the READY line here")
     args = p.parse_args()
 
     if args.allow_plaintext_auth and not args.auth:
         p.error("--allow-plaintext-auth needs --auth")
+    if bool(args.tls_cert) != bool(args.tls_key):
+        p.error("--tls-cert and --tls-key go together")
+    if (args.tls_cert or args.ciphers or args.keylog) and not (args.starttls or args.smtps):
+        p.error("--tls-cert, --ciphers and --keylog need --starttls or --smtps")
 
     smtp_kwargs = dict(
         server_hostname=args.hostname,
@@ -150,9 +171,11 @@ def main():
     )
     if args.auth:
         smtp_kwargs["authenticator"] = authenticator
-    ssl_context = None
+    ssl_context = ctx = None
     if args.starttls or args.smtps:
-        ctx = make_tls_context(args.hostname)
+        ctx = make_tls_context(args.hostname, args.tls_cert, args.tls_key)
+        if args.ciphers:
+            ctx.set_ciphers(args.ciphers)
         if args.starttls:
             smtp_kwargs["tls_context"] = ctx
         else:
@@ -167,6 +190,11 @@ def main():
     # start() returns only once the socket is listening (it makes one trigger
     # connection to itself, so start any packet capture *after* READY).
     controller.start()
+    if args.keylog:
+        # Only now: with --smtps, start() has just made its own TLS trigger
+        # connection, whose keys must not end up in the key log.  New
+        # connections pick the callback up from the context.
+        ctx.keylog_filename = args.keylog
     ready = f"READY {args.host} {args.port}"
     if args.ready_file:
         with open(args.ready_file, "w") as f:

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SMTPCapture
+import SMTPTLS
 import SMTPCore
 import SMTPFiles
 import SMTPScenario
@@ -97,6 +98,12 @@ struct Capture: ParsableCommand {
         }
 
         let extractor = SMTPExtractor(options: capture.extractionOptions, observer: observer)
+        // Clients write their secrets as they connect: the key log is read again when a session's
+        // keys are not in it yet.
+        if let keys = try capture.keyLogStore(following: true) {
+            for warning in keys.takeWarnings() { Standard.error("smtptape: warning: " + warning) }
+            extractor.keys = keys
+        }
         let live: LiveCapture
         do {
             live = try extractor.openLive(interface: interface, savingTo: pcap)

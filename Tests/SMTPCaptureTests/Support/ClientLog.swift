@@ -18,10 +18,17 @@ struct ClientLog {
 
     var lines: [Line] = []
     var encryptedLines = 0
+    let decrypted: Bool
     /// Whether the client logs message data line by line (curl shows only a byte count).
     var logsMessageData = true
 
-    init(contentsOf url: URL) throws {
+    /// Whether the log shows only the server's lines (`openssl s_client` prints what it receives).
+    var serverOnly = false
+
+    /// - Parameter decrypted: lines the client logged under TLS are part of the dialogue (the
+    ///   capture is read with its key log).
+    init(contentsOf url: URL, decrypted: Bool = false) throws {
+        self.decrypted = decrypted
         // Split on LF bytes: as a String, "\r\n" is one Character and would not split on "\n".
         let text = try Data(contentsOf: url).split(separator: 0x0A, omittingEmptySubsequences: false)
             .map { Substring(String(decoding: $0, as: UTF8.self)) }
@@ -30,6 +37,18 @@ struct ClientLog {
         else if name.hasPrefix("smtplib") { parseSmtplib(text) }
         else if name.hasPrefix("curl") { parseCurl(text); logsMessageData = false }
         else if name.hasPrefix("msmtp") { parseMsmtp(text) }
+        else if name.hasPrefix("openssl") { parseOpenSSL(text); serverOnly = true; logsMessageData = false }
+    }
+
+    /// `openssl s_client`: its session report, then the server's lines as they came.
+    mutating func parseOpenSSL(_ text: [Substring]) {
+        for raw in text {
+            let line = Self.trimCR(raw)
+            let bytes = Array(line.utf8)
+            if bytes.count >= 4, bytes[0...2].allSatisfy({ (0x30...0x39).contains($0) }), bytes[3] == 0x20 || bytes[3] == 0x2D {
+                lines.append(.server(line))
+            }
+        }
     }
 
     static func trimCR(_ s: Substring) -> String { s.hasSuffix("\r") ? String(s.dropLast()) : String(s) }
@@ -38,6 +57,8 @@ struct ClientLog {
         for raw in text {
             if raw.hasPrefix(" -> ") { lines.append(.client(Self.trimCR(raw.dropFirst(4)))) }
             else if raw.hasPrefix("<-  ") || raw.hasPrefix("<** ") { lines.append(.server(Self.trimCR(raw.dropFirst(4)))) }
+            else if decrypted, raw.hasPrefix(" ~> ") { lines.append(.client(Self.trimCR(raw.dropFirst(4)))) }
+            else if decrypted, raw.hasPrefix("<~  ") || raw.hasPrefix("<~* ") { lines.append(.server(Self.trimCR(raw.dropFirst(4)))) }
             else if raw.hasPrefix(" ~> ") || raw.hasPrefix("<~  ") || raw.hasPrefix("<~* ") { encryptedLines += 1 }
         }
     }

@@ -1,5 +1,6 @@
 import Foundation
 import SMTPCapture
+import SMTPTLS
 import SMTPCore
 import SMTPTranscript
 
@@ -17,8 +18,23 @@ enum Fixtures {
 
     static func capture(_ name: String) -> String { captures.appendingPathComponent(name + ".pcap").path }
 
-    static func extract(_ paths: [String], options: ExtractionOptions = ExtractionOptions()) -> (RecordingObserver, [FileReport]) {
+    /// The key logs beside captures (`NAME.keys`, written by a party of the session when the
+    /// capture was made), or nil when none of them has one.
+    static func keys(for paths: [String]) -> KeyLogStore? {
+        let files = paths.map { ($0.hasSuffix(".pcap") ? String($0.dropLast(5)) : $0) + ".keys" }
+            .filter { FileManager.default.fileExists(atPath: $0) }
+        guard !files.isEmpty else { return nil }
+        let store = KeyLogStore()
+        for file in files { try! store.add(file: file) }
+        return store
+    }
+
+    /// Reads captures into a recording observer, with their key logs (`keyLogs: false` reads them
+    /// as if there were none).
+    static func extract(_ paths: [String], options: ExtractionOptions = ExtractionOptions(), keyLogs: Bool = true) -> (RecordingObserver, [FileReport]) {
         let observer = RecordingObserver()
+        var options = options
+        if keyLogs, options.keys == nil { options.keys = keys(for: paths) }
         let extractor = SMTPExtractor(options: options, observer: observer)
         let reports = paths.map { extractor.read(file: $0) }
         return (observer, reports)
@@ -30,7 +46,7 @@ enum Fixtures {
         let descriptor = open(url.path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         defer { try? FileManager.default.removeItem(at: url) }
         let output = ByteOutput(descriptor: descriptor)
-        let extractor = SMTPExtractor(observer: make(output))
+        let extractor = SMTPExtractor(options: ExtractionOptions(keys: keys(for: paths)), observer: make(output))
         for path in paths { _ = extractor.read(file: path) }
         output.flush()
         close(descriptor)
