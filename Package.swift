@@ -116,7 +116,7 @@ let package = Package(
         .testTarget(name: "SMTPCaptureTests", dependencies: ["SMTPCapture", "SMTPCore", "SMTPFiles", "SMTPTranscript", "SMTPScenario", "SMTPTLS"], exclude: ["Golden"]),
         .testTarget(name: "SMTPTLSTests", dependencies: ["SMTPTLS", "SMTPCore"]),
         .testTarget(name: "SMTPTranscriptTests", dependencies: ["SMTPTranscript", "SMTPCore", "SMTPFiles"]),
-        .testTarget(name: "SMTPScenarioTests", dependencies: ["SMTPScenario", "SMTPCore", "SMTPFiles", "SMTPCapture", "SMTPTranscript"], exclude: ["Broken"]),
+        .testTarget(name: "SMTPScenarioTests", dependencies: ["SMTPScenario", "SMTPCore", "SMTPFiles", "SMTPCapture", "SMTPTranscript", "SMTPTLS"], exclude: ["Broken"]),
         .testTarget(name: "SMTPReplayTests", dependencies: [
             "SMTPTapeTesting", "SMTPReplay", "SMTPNIO", "SMTPScenario", "SMTPCore",
             .product(name: "NIOCore", package: "swift-nio"),

@@ -7,7 +7,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 swift build --build-tests
-.build/debug/smtptape extract --force Captures/*.pcap -o Scenarios/recorded > /dev/null
+# Each capture on its own (so each scenario is its capture's session 1), TLS captures with the
+# key log beside them (Captures/NAME.keys).
+for capture in Captures/*.pcap; do
+    keys=${capture%.pcap}.keys
+    keylog=()
+    [[ -f $keys ]] && keylog=(--keylog "$keys")
+    git rm -q --ignore-unmatch "Scenarios/recorded/$(basename "${capture%.pcap}")-session-"*.yaml
+    .build/debug/smtptape extract --force "${keylog[@]}" "$capture" -o Scenarios/recorded > /dev/null
+done
 SMTPTAPE_UPDATE_GOLDEN=1 swift test --skip-build --filter transcriptMatchesGolden > /dev/null || true
 ls Tests/SMTPCaptureTests/Golden/*.new 2>/dev/null | sed 's/^/review: /' || echo "all golden transcripts match"
 git status --short Scenarios/recorded

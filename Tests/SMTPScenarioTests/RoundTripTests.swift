@@ -60,7 +60,7 @@ import Testing
     @Test(arguments: Repository.captureFiles)
     func captureAndScenarioTranscriptsAgree(capture: String) throws {
         let fromCapture = try Repository.render { output in
-            _ = SMTPExtractor(observer: TextTranscriptRenderer(output: output, data: .full)).read(file: capture)
+            _ = SMTPExtractor(options: ExtractionOptions(keys: Repository.keys(for: capture)), observer: TextTranscriptRenderer(output: output, data: .full)).read(file: capture)
         }
         let scenario = try #require(Repository.extract(capture).first)
         let fromScenario = try Repository.render { output in

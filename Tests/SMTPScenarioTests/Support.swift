@@ -1,5 +1,6 @@
 import Foundation
 import SMTPCapture
+import SMTPTLS
 import SMTPCore
 import SMTPFiles
 import SMTPScenario
@@ -30,8 +31,17 @@ enum Repository {
                             connection: "\(info.client) -> \(info.server)", session: info.id, start: info.start.rfc3339)
         }
         recorder.onScenario = { _, scenario in scenarios.append(scenario) }
-        _ = SMTPExtractor(observer: recorder).read(file: capture)
+        _ = SMTPExtractor(options: ExtractionOptions(keys: keys(for: capture)), observer: recorder).read(file: capture)
         return scenarios
+    }
+
+    /// The key log beside a capture (`NAME.keys`), if the capture has one.
+    static func keys(for capture: String) -> KeyLogStore? {
+        let file = String(capture.dropLast(5)) + ".keys"
+        guard capture.hasSuffix(".pcap"), FileManager.default.fileExists(atPath: file) else { return nil }
+        let store = KeyLogStore()
+        try? store.add(file: file)
+        return store
     }
 
     /// What a renderer writes, captured through a temporary file.
