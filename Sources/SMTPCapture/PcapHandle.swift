@@ -1,4 +1,9 @@
 import CPcap
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import SMTPCore
 import SMTPFiles
 
@@ -74,9 +79,28 @@ final class PcapHandle {
         self.linkType = pcap_datalink(handle)
         self.nanosecondsPerUnit = pcap_get_tstamp_precision(handle) == Int32(PCAP_TSTAMP_PRECISION_NANO) ? 1 : 1000
         self.isLive = true
+        // libpcap's read timeout does not end a read on Linux (its poll is retried inside
+        // libpcap), so quiet moments would never be seen: reads are non-blocking, and ``next()``
+        // waits on the descriptor itself, at most the timeout.
+        self.timeoutMilliseconds = settings.timeoutMilliseconds
+        var ends: [Int32] = [-1, -1]
+        if pcap_setnonblock(handle, 1, &errorBuffer) == 0, pipe(&ends) == 0 {
+            self.selectableDescriptor = pcap_get_selectable_fd(handle)
+            self.wakeup = (ends[0], ends[1])
+        }
     }
 
+    /// The descriptor a live capture waits on (-1: none; libpcap then blocks in its reads).
+    var selectableDescriptor: Int32 = -1
+    var timeoutMilliseconds: Int32 = 200
+    /// A pipe that ``breakLoop()`` writes to, so that a wait on the capture ends at once.
+    var wakeup: (read: Int32, write: Int32) = (-1, -1)
+
     deinit {
+        if wakeup.read >= 0 {
+            close(wakeup.read)
+            close(wakeup.write)
+        }
         if let dumper { pcap_dump_close(dumper) }
         pcap_close(handle)
     }
@@ -114,7 +138,13 @@ final class PcapHandle {
     /// Makes ``next()`` return ``Next/end`` once the packets the kernel already holds are read.
     /// Safe from any thread and from a signal handler (libpcap sets a flag and, on Linux, wakes
     /// the poll).
-    func breakLoop() { pcap_breakloop(handle) }
+    func breakLoop() {
+        pcap_breakloop(handle)
+        if wakeup.write >= 0 {
+            var byte: UInt8 = 1
+            _ = write(wakeup.write, &byte, 1)
+        }
+    }
 
     var lastError: String { String(cString: pcap_geterr(handle)) }
 
@@ -140,7 +170,18 @@ final class PcapHandle {
             }
             return .packet(packet(header!, data))
         case 0:
-            return isLive && stopping ? .end : .timeout
+            guard isLive, !stopping else { return isLive ? .end : .timeout }
+            guard selectableDescriptor >= 0 else { return .timeout }
+            // Nothing waiting: wait for packets or a stop, at most the timeout.
+            var descriptors = [pollfd(fd: selectableDescriptor, events: Int16(POLLIN), revents: 0),
+                               pollfd(fd: wakeup.read, events: Int16(POLLIN), revents: 0)]
+            let ready = poll(&descriptors, 2, timeoutMilliseconds)
+            if ready == 0 { return .timeout }
+            if descriptors[1].revents != 0 {
+                // Stopped: what the kernel already holds is read (without waiting), then the end.
+                stopping = true
+            }
+            return next()
         case PCAP_ERROR_BREAK:
             guard isLive else { return .end }
             if !stopping {

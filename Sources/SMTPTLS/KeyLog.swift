@@ -111,10 +111,13 @@ public final class KeyLogStore: @unchecked Sendable {
 
     public init() {}
 
-    /// Reads a key log file. Throws a one-line message when it cannot be read.
+    /// Reads a key log file. Throws a one-line message when it cannot be read, except while
+    /// ``followsFiles``: then a file that does not exist yet is read once a client creates it.
     public func add(file path: String) throws(KeyLogError) {
         var source = Source(path: path, offset: 0)
-        try read(&source)
+        if !(followsFiles && !FileManager.default.fileExists(atPath: path)) {
+            try read(&source)
+        }
         sources.append(source)
     }
 

@@ -162,6 +162,37 @@ import Testing
         }
         return scenario.sessions
     }
+
+    @Test("--keylog with a live capture: curl writes its TLS secrets while the capture runs, and the session after STARTTLS is printed decrypted",
+          .enabled(if: isRoot, "capturing needs root"),
+          .enabled(if: LiveProcess.available("curl") && LiveProcess.available("python3"), "curl or python3 is not installed"))
+    func keyLogWrittenDuringTheCapture() throws {
+        let dir = try LiveProcess.folder()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let port = try LiveProcess.freePort()
+        let server = try LiveProcess.aiosmtpdWithSTARTTLS(port: port)
+        defer { server.stop() }
+        // The key log does not exist yet: curl creates it during the handshake.
+        let keys = dir.appendingPathComponent("keys.txt").path
+        let capture = try LiveProcess([CLITests.executable.path, "capture", "--interface", "lo", "--filter", "tcp port \(port)",
+                                       "--port", String(port), "--keylog", keys, "--data", "full", "--color", "never"])
+        defer { capture.stop() }
+        try capture.waitForStderr("smtptape: capturing on lo\n")
+        let message = dir.appendingPathComponent("message.eml").path
+        try Data("Subject: live and decrypted\r\n\r\nhello over TLS\r\n".utf8).write(to: URL(fileURLWithPath: message))
+        try LiveProcess.run(["env", "SSLKEYLOGFILE=" + keys, "curl", "-s", "-k", "--ssl-reqd", "--mail-from", "alice@example.com",
+                             "--mail-rcpt", "bob@example.net", "-T", message, "smtp://127.0.0.1:\(port)/client.example.test"])
+        try LiveProcess.waitUntil("the session's transcript", detail: { capture.stdout }) { capture.stdout.contains("== summary") }
+        capture.interrupt()
+        let end = try capture.wait()
+        #expect(end.status == 0, "\(end.stderr)")
+        #expect(end.stdout.contains("decrypted with the key log"), "\(end.stdout)")
+        #expect(end.stdout.contains("C: MAIL FROM:<alice@example.com>"))
+        #expect(end.stdout.contains("D: hello over TLS"))
+        #expect(end.stdout.contains("STARTTLS (decrypted)"))
+        #expect(!end.stderr.contains("cannot decrypt"), "\(end.stderr)")
+    }
+
 }
 
 /// A program running beside the test, its output in files (so that nothing blocks on a pipe).
@@ -296,6 +327,16 @@ final class LiveProcess: @unchecked Sendable {
         return withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
         }
+    }
+
+    /// The capture script's aiosmtpd (Captures/servers/aiosmtpd_server.py) with STARTTLS on
+    /// 127.0.0.1:`port`, listening before any capture starts.
+    static func aiosmtpdWithSTARTTLS(port: Int) throws -> LiveProcess {
+        let script = Fixtures.captures.appendingPathComponent("servers/aiosmtpd_server.py").path
+        let server = try LiveProcess(["python3", script, "--port", String(port), "--starttls"])
+        try waitUntil("aiosmtpd to listen on \(port)") { listening(port) || !server.isRunning }
+        try #require(server.isRunning, "aiosmtpd: \(server.stderr)")
+        return server
     }
 
     /// Postfix's smtp-sink on 127.0.0.1:`port`, listening before any capture starts (so that the
