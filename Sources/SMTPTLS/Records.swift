@@ -4,52 +4,88 @@ public enum ContentType: UInt8, Sendable {
     case changeCipherSpec = 20, alert = 21, handshake = 22, applicationData = 23, heartbeat = 24
 }
 
-public struct TLSRecord: Sendable {
+/// One TLS record, viewed in place: valid only while the bytes it points into are (the caller's
+/// segment, or the framer's buffer for a record that spanned segments).
+public struct TLSRecord {
     public var type: UInt8
     public var version: UInt16
     /// The 5 header bytes as sent: the TLS 1.3 AEAD additional data.
-    public var header: ArraySlice<UInt8>
-    public var fragment: ArraySlice<UInt8>
+    public var header: UnsafeRawBufferPointer
+    public var fragment: UnsafeRawBufferPointer
+
+    /// TLSCiphertext.length may be at most 2^14 + 2048 in TLS 1.2 (RFC 5246 6.2.3) and
+    /// 2^14 + 256 in TLS 1.3 (RFC 8446 5.2); the larger is allowed.
+    public static let maxFragment = 16384 + 2048
+
+    /// The fragment's length if `bytes` begins with a plausible record header (content type 20
+    /// to 24, major version 3, length within bounds); nil if it does not. Needs 5 bytes.
+    static func fragmentLength(header bytes: UnsafeRawBufferPointer) -> Int? {
+        let length = Int(bytes[3]) << 8 | Int(bytes[4])
+        guard (20...24).contains(bytes[0]), bytes[1] == 3, length <= maxFragment else { return nil }
+        return length
+    }
+
+    /// The record at the start of `bytes`, which must hold it whole (tests, and records held back).
+    public static func parse(_ bytes: UnsafeRawBufferPointer) -> TLSRecord? {
+        guard bytes.count >= 5, let length = fragmentLength(header: bytes), bytes.count >= 5 + length else { return nil }
+        return TLSRecord(type: bytes[0], version: UInt16(bytes[1]) << 8 | UInt16(bytes[2]),
+                         header: UnsafeRawBufferPointer(rebasing: bytes[0..<5]),
+                         fragment: UnsafeRawBufferPointer(rebasing: bytes[5..<(5 + length)]))
+    }
+
+    /// The whole record's bytes, copied (for a record that must wait).
+    var bytes: [UInt8] { Array(header) + Array(fragment) }
 }
 
-/// Cuts a byte stream into records. Bytes may arrive in any chunking; `next()` returns nil until a
-/// whole record is buffered. The buffer is compacted lazily so steady state does not reallocate.
+/// Cuts one direction's byte stream into records, in place where a record lies whole inside the
+/// bytes given, and through a buffer only for a record split across them.
 public struct RecordFramer {
-    /// TLSCiphertext.length may be at most 2^14 + 2048 in TLS 1.2 (RFC 5246 6.2.3) and
-    /// 2^14 + 256 in TLS 1.3 (RFC 8446 5.2); use the larger.
-    public static let maxFragment = 16384 + 2048
-    var buffer: [UInt8] = []
-    var start = 0
-    public private(set) var desynchronised = false
+    /// The start of a record that spanned the bytes given so far.
+    var partial: [UInt8] = []
 
     public init() {}
 
-    public var buffered: Int { buffer.count - start }
+    public var buffered: Int { partial.count }
 
-    public mutating func append(_ bytes: some Sequence<UInt8>) {
-        if start > 0 && start >= buffer.count / 2 {
-            buffer.removeSubrange(0..<start)
-            start = 0
-        }
-        buffer.append(contentsOf: bytes)
+    public struct OutOfStep: Error {
+        public var header: [UInt8]
     }
 
-    public mutating func next() throws(TLSParseError) -> TLSRecord? {
-        guard !desynchronised else { throw TLSParseError("stream not in step with TLS records") }
-        guard buffer.count - start >= 5 else { return nil }
-        let type = buffer[start]
-        let version = UInt16(buffer[start + 1]) << 8 | UInt16(buffer[start + 2])
-        let length = Int(buffer[start + 3]) << 8 | Int(buffer[start + 4])
-        guard (20...24).contains(type), buffer[start + 1] == 3, length <= Self.maxFragment else {
-            desynchronised = true
-            throw TLSParseError("not a TLS record header: \(Hex.encode(buffer[start..<(start + 5)]))")
+    /// Calls `body` for each record that `bytes` completes, in order, while it returns true.
+    /// Throws when the stream is not a series of records (a gap, or not TLS).
+    public mutating func records(in input: UnsafeRawBufferPointer, _ body: (TLSRecord) -> Bool) throws(OutOfStep) {
+        var input = input
+        if !partial.isEmpty {
+            // Complete the record begun before: first its header, then its fragment.
+            if partial.count < 5 {
+                let take = min(5 - partial.count, input.count)
+                partial.append(contentsOf: UnsafeRawBufferPointer(rebasing: input[0..<take]))
+                input = UnsafeRawBufferPointer(rebasing: input[take...])
+                guard partial.count == 5 else { return }
+            }
+            guard let length = partial.withUnsafeBytes({ TLSRecord.fragmentLength(header: $0) }) else {
+                throw OutOfStep(header: Array(partial.prefix(5)))
+            }
+            let take = min(5 + length - partial.count, input.count)
+            partial.append(contentsOf: UnsafeRawBufferPointer(rebasing: input[0..<take]))
+            input = UnsafeRawBufferPointer(rebasing: input[take...])
+            guard partial.count == 5 + length else { return }
+            var whole: [UInt8] = []
+            swap(&whole, &partial)
+            let goOn = whole.withUnsafeBytes { body(TLSRecord.parse($0)!) }
+            whole.removeAll(keepingCapacity: true)
+            swap(&whole, &partial)
+            guard goOn else { return }
         }
-        guard buffer.count - start >= 5 + length else { return nil }
-        let record = TLSRecord(type: type, version: version,
-                               header: buffer[start..<(start + 5)],
-                               fragment: buffer[(start + 5)..<(start + 5 + length)])
-        start += 5 + length
-        return record
+        while input.count >= 5 {
+            guard let length = TLSRecord.fragmentLength(header: input) else {
+                throw OutOfStep(header: Array(input.prefix(5)))
+            }
+            guard input.count >= 5 + length else { break }
+            guard body(TLSRecord.parse(input)!) else { return }
+            input = UnsafeRawBufferPointer(rebasing: input[(5 + length)...])
+        }
+        partial.append(contentsOf: input)
     }
 }
 

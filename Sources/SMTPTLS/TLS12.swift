@@ -56,24 +56,24 @@ public enum TLS12 {
                         clientIV: cut(v), serverIV: cut(v))
     }
 
-    /// additional_data / MAC prefix = seq_num(8) || TLSCompressed.type || version(2) || length(2)
-    static func additionalData(sequence: UInt64, record: TLSRecord, plaintextLength: Int) -> [UInt8] {
-        var aad = [UInt8](repeating: 0, count: 13)
+    /// additional_data / MAC prefix = seq_num(8) || TLSCompressed.type || version(2) || length(2),
+    /// written into `aad` (13 bytes, reused from record to record).
+    static func additionalData(_ aad: inout [UInt8], sequence: UInt64, record: TLSRecord, plaintextLength: Int) {
         var s = sequence
         for i in stride(from: 7, through: 0, by: -1) { aad[i] = UInt8(truncatingIfNeeded: s); s >>= 8 }
         aad[8] = record.type
         aad[9] = UInt8(record.version >> 8); aad[10] = UInt8(record.version & 0xFF)
-        aad[11] = UInt8(plaintextLength >> 8); aad[12] = UInt8(plaintextLength & 0xFF)
-        return aad
+        aad[11] = UInt8(truncatingIfNeeded: plaintextLength >> 8); aad[12] = UInt8(truncatingIfNeeded: plaintextLength)
     }
 }
 
 /// TLS 1.2 AES-GCM (RFC 5288): nonce = salt(4, from the key block) || explicit_nonce(8, first bytes
 /// of the record); record fragment = explicit_nonce || ciphertext || tag(16).
-public struct TLS12GCMProtection {
+public final class TLS12GCMProtection {
     let key: SymmetricKey
     let cipher: BulkCipher
     var nonce: [UInt8]
+    var aad = [UInt8](repeating: 0, count: 13)
     public var sequence: UInt64 = 0
 
     public init(cipher: BulkCipher, key: [UInt8], salt: [UInt8]) {
@@ -83,12 +83,12 @@ public struct TLS12GCMProtection {
         self.nonce = salt + [UInt8](repeating: 0, count: 8)
     }
 
-    public mutating func open(_ record: TLSRecord) throws -> Data {
+    public func open(_ record: TLSRecord) throws -> Data {
         let f = record.fragment
         guard f.count >= 8 + 16 else { throw TLSParseError("GCM record too short") }
         for i in 0..<8 { nonce[4 + i] = f[f.startIndex + i] }
-        let aad = TLS12.additionalData(sequence: sequence, record: record, plaintextLength: f.count - 24)
-        let plain = try AEADProtection.open(cipher, key: key, nonce: nonce, sealed: f.dropFirst(8), aad: aad)
+        TLS12.additionalData(&aad, sequence: sequence, record: record, plaintextLength: f.count - 24)
+        let plain = try AEADProtection.open(cipher, key: key, nonce: nonce, sealed: UnsafeRawBufferPointer(rebasing: f[8...]), aad: aad)
         sequence += 1
         return plain
     }
@@ -97,7 +97,7 @@ public struct TLS12GCMProtection {
 /// TLS 1.1/1.2 AES-CBC with HMAC. Fragment = IV(16) || CBC(content || MAC || padding || padding_length)
 /// (MAC-then-encrypt), or IV(16) || CBC(content || padding || padding_length) || MAC (encrypt-then-MAC,
 /// RFC 7366, when the ServerHello echoes extension 22).
-public struct TLS12CBCProtection {
+public final class TLS12CBCProtection {
     let key: SymmetricKey
     let macKey: SymmetricKey
     let mac: RecordMAC
@@ -111,10 +111,13 @@ public struct TLS12CBCProtection {
         self.encryptThenMAC = encryptThenMAC
     }
 
-    func hmac(_ parts: ArraySlice<UInt8>...) -> [UInt8] {
+    var header = [UInt8](repeating: 0, count: 13)
+
+    func hmac(_ header: [UInt8], _ data: UnsafeRawBufferPointer) -> [UInt8] {
         func run<H: HashFunction>(_: H.Type) -> [UInt8] {
             var h = HMAC<H>(key: macKey)
-            for p in parts { h.update(data: p) }
+            h.update(data: header)
+            h.update(data: data)
             return Array(h.finalize())
         }
         switch mac {
@@ -125,43 +128,45 @@ public struct TLS12CBCProtection {
         }
     }
 
-    public mutating func open(_ record: TLSRecord) throws -> Data {
+    public func open(_ record: TLSRecord) throws -> Data {
         let macLength = mac.length
         var f = record.fragment
         if encryptThenMAC {
             // MAC(MAC_write_key, seq_num + type + version + length + IV + ENC(...)), where length
             // counts IV + ciphertext (not the MAC). Checked before decrypting.
             guard f.count >= 16 + 16 + macLength else { throw TLSParseError("EtM record too short") }
-            let received = f.suffix(macLength)
-            f = f.dropLast(macLength)
-            let header = TLS12.additionalData(sequence: sequence, record: record, plaintextLength: f.count)
-            guard constantTimeEqual(hmac(header[...], f), received) else { throw TLSParseError("bad record MAC (EtM)") }
+            let received = UnsafeRawBufferPointer(rebasing: f[(f.count - macLength)...])
+            f = UnsafeRawBufferPointer(rebasing: f[..<(f.count - macLength)])
+            TLS12.additionalData(&header, sequence: sequence, record: record, plaintextLength: f.count)
+            guard constantTimeEqual(hmac(header, f), received) else { throw TLSParseError("bad record MAC (EtM)") }
         }
         guard f.count >= 32, f.count % 16 == 0 else { throw TLSParseError("CBC record length not whole blocks") }
-        let iv = try AES._CBC.IV(ivBytes: f.prefix(16))
+        let iv = try AES._CBC.IV(ivBytes: f[0..<16])
         // noPadding: true -- TLS padding is not PKCS#7 (n+1 bytes of value n, up to 255), so the
         // library's own unpadding would reject valid records.
-        let plain = Array(try AES._CBC.decrypt(f.dropFirst(16), using: key, iv: iv, noPadding: true))
-        let padLength = Int(plain[plain.count - 1])
-        guard plain.count >= padLength + 1 + (encryptThenMAC ? 0 : macLength) else { throw TLSParseError("bad padding length") }
-        var badPadding: UInt8 = 0
-        for b in plain[(plain.count - 1 - padLength)...] { badPadding |= b ^ UInt8(padLength) }
-        guard badPadding == 0 else { throw TLSParseError("bad padding bytes") }
-        let unpadded = plain[..<(plain.count - 1 - padLength)]
-        if encryptThenMAC {
+        let plain = try AES._CBC.decrypt(UnsafeRawBufferPointer(rebasing: f[16...]), using: key, iv: iv, noPadding: true)
+        return try plain.withUnsafeBytes { plain throws -> Data in
+            let padLength = Int(plain[plain.count - 1])
+            guard plain.count >= padLength + 1 + (encryptThenMAC ? 0 : macLength) else { throw TLSParseError("bad padding length") }
+            var badPadding: UInt8 = 0
+            for b in plain[(plain.count - 1 - padLength)...] { badPadding |= b ^ UInt8(padLength) }
+            guard badPadding == 0 else { throw TLSParseError("bad padding bytes") }
+            let unpadded = UnsafeRawBufferPointer(rebasing: plain[..<(plain.count - 1 - padLength)])
+            if encryptThenMAC {
+                sequence += 1
+                return Data(unpadded)
+            }
+            let content = UnsafeRawBufferPointer(rebasing: unpadded[..<(unpadded.count - macLength)])
+            let received = UnsafeRawBufferPointer(rebasing: unpadded[(unpadded.count - macLength)...])
+            TLS12.additionalData(&header, sequence: sequence, record: record, plaintextLength: content.count)
+            guard constantTimeEqual(hmac(header, content), received) else { throw TLSParseError("bad record MAC") }
             sequence += 1
-            return Data(unpadded)
+            return Data(content)
         }
-        let content = unpadded.dropLast(macLength)
-        let received = unpadded.suffix(macLength)
-        let header = TLS12.additionalData(sequence: sequence, record: record, plaintextLength: content.count)
-        guard constantTimeEqual(hmac(header[...], content), received) else { throw TLSParseError("bad record MAC") }
-        sequence += 1
-        return Data(content)
     }
 }
 
-func constantTimeEqual(_ a: [UInt8], _ b: ArraySlice<UInt8>) -> Bool {
+func constantTimeEqual(_ a: [UInt8], _ b: UnsafeRawBufferPointer) -> Bool {
     guard a.count == b.count else { return false }
     var d: UInt8 = 0
     for (x, y) in zip(a, b) { d |= x ^ y }

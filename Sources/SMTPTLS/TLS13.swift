@@ -45,12 +45,14 @@ public enum TLS13 {
 /// An AEAD key with its static IV and the record sequence number of one direction and epoch.
 /// Used for TLS 1.3 (all suites) and TLS 1.2 ChaCha20-Poly1305 (RFC 7905), whose nonce is
 /// iv XOR (64-bit sequence number, left-padded with zeros to 12 bytes).
-public struct AEADProtection {
+public final class AEADProtection {
     public let cipher: BulkCipher
     let key: SymmetricKey
     let iv: [UInt8]
     public var sequence: UInt64 = 0
     var nonce: [UInt8]          // reused scratch: no per-record allocation for the nonce bytes
+    var aad = [UInt8](repeating: 0, count: 13)   // the same, for TLS 1.2's additional data
+    var header = [UInt8](repeating: 0, count: 5)  // and for TLS 1.3's (the record header)
 
     public init(cipher: BulkCipher, key: [UInt8], iv: [UInt8]) {
         precondition(cipher.isAEAD && iv.count == 12)
@@ -60,24 +62,25 @@ public struct AEADProtection {
         self.nonce = iv
     }
 
-    mutating func makeNonce() {
+    func makeNonce() {
         for i in 0..<4 { nonce[i] = iv[i] }
         var s = sequence
         for i in stride(from: 11, through: 4, by: -1) { nonce[i] = iv[i] ^ UInt8(truncatingIfNeeded: s); s >>= 8 }
     }
 
-    /// Opens ciphertext||tag(16) with the given nonce and AAD. Throws if the tag does not verify.
+    /// Opens ciphertext‖tag(16) with the given nonce and AAD. Throws if the tag does not verify.
+    /// The sealed box is built in its combined form (nonce‖ciphertext‖tag) in one copy.
     static func open(_ cipher: BulkCipher, key: SymmetricKey, nonce: [UInt8],
-                     sealed: ArraySlice<UInt8>, aad: some DataProtocol) throws -> Data {
+                     sealed: UnsafeRawBufferPointer, aad: some DataProtocol) throws -> Data {
         guard sealed.count >= 16 else { throw TLSParseError("record shorter than the AEAD tag") }
-        let ciphertext = sealed.dropLast(16), tag = sealed.suffix(16)
+        var combined = Data(capacity: nonce.count + sealed.count)
+        combined.append(contentsOf: nonce)
+        combined.append(sealed.bindMemory(to: UInt8.self))
         switch cipher {
         case .aes128GCM, .aes256GCM:
-            let box = try AES.GCM.SealedBox(nonce: try AES.GCM.Nonce(data: nonce), ciphertext: ciphertext, tag: tag)
-            return try AES.GCM.open(box, using: key, authenticating: aad)
+            return try AES.GCM.open(try AES.GCM.SealedBox(combined: combined), using: key, authenticating: aad)
         case .chaCha20Poly1305:
-            let box = try ChaChaPoly.SealedBox(nonce: try ChaChaPoly.Nonce(data: nonce), ciphertext: ciphertext, tag: tag)
-            return try ChaChaPoly.open(box, using: key, authenticating: aad)
+            return try ChaChaPoly.open(try ChaChaPoly.SealedBox(combined: combined), using: key, authenticating: aad)
         case .aes128CBC, .aes256CBC:
             preconditionFailure("not an AEAD")
         }
@@ -85,9 +88,11 @@ public struct AEADProtection {
 
     /// TLS 1.3 record: AAD is the 5-byte record header (opaque_type 23, 0x0303, length).
     /// Returns (real content type, content) after stripping TLSInnerPlaintext zero padding.
-    public mutating func openTLS13(_ record: TLSRecord) throws -> (type: UInt8, content: Data) {
+    public func openTLS13(_ record: TLSRecord) throws -> (type: UInt8, content: Data) {
         makeNonce()
-        let inner = try Self.open(cipher, key: key, nonce: nonce, sealed: record.fragment, aad: record.header)
+        // The header as an array: swift-crypto reads contiguous arrays directly.
+        for i in 0..<5 { header[i] = record.header[i] }
+        let inner = try Self.open(cipher, key: key, nonce: nonce, sealed: record.fragment, aad: header)
         sequence += 1
         // TLSInnerPlaintext = content || ContentType type || uint8 zeros[length_of_padding]
         guard let last = inner.lastIndex(where: { $0 != 0 }) else {
@@ -98,9 +103,9 @@ public struct AEADProtection {
 
     /// TLS 1.2 ChaCha20-Poly1305 (RFC 7905): same nonce construction as TLS 1.3, no explicit nonce;
     /// AAD = seq_num(8) || type || version || length of the plaintext.
-    public mutating func openTLS12ChaCha(_ record: TLSRecord) throws -> Data {
+    public func openTLS12ChaCha(_ record: TLSRecord) throws -> Data {
         makeNonce()
-        let aad = TLS12.additionalData(sequence: sequence, record: record, plaintextLength: record.fragment.count - 16)
+        TLS12.additionalData(&aad, sequence: sequence, record: record, plaintextLength: record.fragment.count - 16)
         let plain = try Self.open(cipher, key: key, nonce: nonce, sealed: record.fragment, aad: aad)
         sequence += 1
         return plain

@@ -44,22 +44,24 @@ public final class TLSDecryptor {
     /// TLS 1.3 epochs of one side.
     enum Epoch { case plaintext, early, handshake, application(Int) }
 
-    struct SideState {
+    /// One side's state: a class, so that the per-record work changes it in place (a struct
+    /// would be copied, buffers and all, at every access through the side it is chosen by).
+    final class SideState {
         var framer = RecordFramer()
         var handshake = HandshakeReassembler()
         var protection = Protection.none
         var epoch = Epoch.plaintext
         /// The current TLS 1.3 traffic secret (for KeyUpdate).
         var trafficSecret: [UInt8] = []
-        /// Records waiting for the hellos (or, with a growing key log, for the keys).
-        var pending: [TLSRecord] = []
+        /// Records waiting for the hellos (or, with a growing key log, for the keys), copied.
+        var pending: [[UInt8]] = []
         var failed = false
         var decryptedAny = false
         /// Bytes given and not yet decrypted (counted as encrypted if the side fails).
         var undecrypted = 0
     }
 
-    var client = SideState(), server = SideState()
+    let client = SideState(), server = SideState()
     var clientHello: ClientHelloInfo?
     var serverHello: ServerHelloInfo?
     var suite: CipherSuite?
@@ -81,12 +83,9 @@ public final class TLSDecryptor {
     public func feed(_ bytes: UnsafeRawBufferPointer, from side: Side) -> [TLSEvent] {
         events.removeAll(keepingCapacity: true)
         guard !self.side(side).failed else { return events }
-        mutate(side) {
-            $0.framer.append(bytes)
-            $0.undecrypted += bytes.count
-        }
+        state(side).undecrypted += bytes.count
         retryWaiting()
-        drain(side)
+        drain(side, bytes)
         return events
     }
 
@@ -120,23 +119,28 @@ public final class TLSDecryptor {
         return Hex.encode(random.prefix(8)) + "…"
     }
 
-    func mutate<R>(_ side: Side, _ body: (inout SideState) throws -> R) rethrows -> R {
-        side == .client ? try body(&client) : try body(&server)
+    func mutate<R>(_ side: Side, _ body: (SideState) throws -> R) rethrows -> R {
+        try body(side == .client ? client : server)
     }
+
+    func state(_ side: Side) -> SideState { side == .client ? client : server }
 
     func side(_ side: Side) -> SideState { side == .client ? client : server }
 
-    func drain(_ side: Side) {
-        while !self.side(side).failed {
-            let next: TLSRecord?
-            do {
-                next = try mutate(side) { try $0.framer.next() }
-            } catch {
-                fail(side, "the stream is out of step with TLS records (\(error))")
-                return
+    /// Reads the records `bytes` completes (a record split across segments waits in the framer).
+    func drain(_ side: Side, _ bytes: UnsafeRawBufferPointer) {
+        let state = self.state(side)
+        // The framer is taken out while records are handled, which may change the side's state.
+        var framer = RecordFramer()
+        swap(&framer, &state.framer)
+        defer { swap(&framer, &state.framer) }
+        do {
+            try framer.records(in: bytes) { record in
+                handle(record, from: side)
+                return !state.failed
             }
-            guard let record = next else { return }
-            handle(record, from: side)
+        } catch {
+            fail(side, "the stream is out of step with TLS records (not a record header: \(Hex.encode(error.header)))")
         }
     }
 
@@ -170,12 +174,19 @@ public final class TLSDecryptor {
         for side in [Side.client, .server] where !self.side(side).pending.isEmpty {
             let held = self.side(side).pending
             mutate(side) { $0.pending = [] }
-            for record in held { handle(record, from: side) }
+            handleHeld(held, from: side)
+        }
+    }
+
+    /// Handles records that waited, in order.
+    func handleHeld(_ held: [[UInt8]], from side: Side) {
+        for bytes in held {
+            bytes.withUnsafeBytes { handle(TLSRecord.parse($0)!, from: side) }
         }
     }
 
     func hold(_ record: TLSRecord, from side: Side) {
-        mutate(side) { $0.pending.append(record) }
+        mutate(side) { $0.pending.append(record.bytes) }
         if self.side(side).pending.count > 256 {
             fail(side, "more than 256 records waited for the TLS handshake")
         }
@@ -228,7 +239,7 @@ public final class TLSDecryptor {
             mutate(side) { $0.handshake.append(record.fragment) }
             handshakeMessages(from: side, encrypted: false)
         case .alert where record.fragment.count == 2:
-            events.append(.alert(side, level: record.fragment.first!, description: record.fragment.last!))
+            events.append(.alert(side, level: record.fragment[0], description: record.fragment[1]))
         case .applicationData where serverHello != nil:
             fail(side, "application data before the keys were set (a ChangeCipherSpec is missing)")
         default:
@@ -256,7 +267,7 @@ public final class TLSDecryptor {
                 }
                 let held = server.pending
                 server.pending = []
-                for record in held { handle(record, from: .server) }
+                handleHeld(held, from: .server)
             case (.server, .serverHello) where !encrypted:
                 do {
                     try serverHelloReceived(try HelloParser.serverHello(body))
@@ -294,7 +305,7 @@ public final class TLSDecryptor {
             // The client answers with a second ClientHello in the clear; keys come with the real ServerHello.
             let held = client.pending
             client.pending = []
-            for record in held { handle(record, from: .client) }
+            handleHeld(held, from: .client)
             return
         }
         let version = Self.versionName(hello.version)
@@ -319,7 +330,7 @@ public final class TLSDecryptor {
         events.append(.decrypting(version: version, cipherSuite: suite.name))
         let held = client.pending
         client.pending = []
-        for record in held { handle(record, from: .client) }
+        handleHeld(held, from: .client)
     }
 
     static func versionName(_ version: UInt16) -> String {
@@ -389,7 +400,7 @@ public final class TLSDecryptor {
             switch self.side(side).protection {
             case .none, .waiting12, .waiting13:
                 return
-            case .tls13(var protection):
+            case .tls13(let protection):
                 guard record.type == ContentType.applicationData.rawValue else {
                     // A plaintext alert sent before the peer had its keys.
                     return plaintext(record, from: side)
@@ -398,22 +409,18 @@ public final class TLSDecryptor {
                     let (inner, data) = try protection.openTLS13(record)
                     type = inner
                     content = data
-                    mutate(side) { $0.protection = .tls13(protection) }
                 } catch where side == .client && clientHello?.offersEarlyData == true && !self.side(side).decryptedAny {
                     // 0-RTT offered and rejected (or its secret not logged): the server skips
                     // early records it cannot read (RFC 8446 4.2.10), and so do we.
                     settle(record, side)
                     return
                 }
-            case .gcm12(var protection):
+            case .gcm12(let protection):
                 content = try protection.open(record)
-                mutate(side) { $0.protection = .gcm12(protection) }
-            case .chacha12(var protection):
+            case .chacha12(let protection):
                 content = try protection.openTLS12ChaCha(record)
-                mutate(side) { $0.protection = .chacha12(protection) }
-            case .cbc12(var protection):
+            case .cbc12(let protection):
                 content = try protection.open(record)
-                mutate(side) { $0.protection = .cbc12(protection) }
             }
         } catch {
             let what = (error as? TLSParseError)?.description ?? "authentication failed"

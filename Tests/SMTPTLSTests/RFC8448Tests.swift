@@ -50,8 +50,9 @@ enum RFC8448 {
     static let serverAlertRecord = h("17 03 03 00 13 b5 8f d6 71 66 eb f5 99 d2 47 20 cf be 7e fa 7a 88 64 a9")
     static let payload = Array(UInt8(0)..<50)
 
-    static func record(_ bytes: [UInt8]) -> TLSRecord {
-        var f = RecordFramer(); f.append(bytes); return try! f.next()!
+    /// Opens one record with `protection`.
+    static func open(_ protection: AEADProtection, _ bytes: [UInt8]) throws -> (type: UInt8, content: Data) {
+        try bytes.withUnsafeBytes { try protection.openTLS13(TLSRecord.parse($0)!) }
     }
     static func protection(_ secret: [UInt8]) -> AEADProtection {
         let (key, iv) = TLS13.trafficKeys(suite, secret: secret)
@@ -82,29 +83,29 @@ enum RFC8448 {
 }
 
 @Test func recordsOfRFC8448Open() throws {
-    var client = RFC8448.protection(RFC8448.cHsTraffic)
-    let fin = try client.openTLS13(RFC8448.record(RFC8448.clientFinishedRecord))
+    let client = RFC8448.protection(RFC8448.cHsTraffic)
+    let fin = try RFC8448.open(client, RFC8448.clientFinishedRecord)
     #expect(fin.type == 22)
     #expect(Array(fin.content.prefix(4)) == [20, 0, 0, 32])          // Finished, 32-byte verify_data
 
-    var clientApp = RFC8448.protection(RFC8448.cApTraffic)
-    let app = try clientApp.openTLS13(RFC8448.record(RFC8448.clientAppRecord))
+    let clientApp = RFC8448.protection(RFC8448.cApTraffic)
+    let app = try RFC8448.open(clientApp, RFC8448.clientAppRecord)
     #expect(app.type == 23 && Array(app.content) == RFC8448.payload)
-    let alert = try clientApp.openTLS13(RFC8448.record(RFC8448.clientAlertRecord))   // sequence 1
+    let alert = try RFC8448.open(clientApp, RFC8448.clientAlertRecord)   // sequence 1
     #expect(alert.type == 21 && Array(alert.content) == [1, 0])                     // close_notify
 
-    var serverApp = RFC8448.protection(RFC8448.sApTraffic)
-    let ticket = try serverApp.openTLS13(RFC8448.record(RFC8448.serverTicketRecord)) // sequence 0
+    let serverApp = RFC8448.protection(RFC8448.sApTraffic)
+    let ticket = try RFC8448.open(serverApp, RFC8448.serverTicketRecord) // sequence 0
     #expect(ticket.type == 22 && ticket.content.first == 4)                          // NewSessionTicket
-    let sapp = try serverApp.openTLS13(RFC8448.record(RFC8448.serverAppRecord))      // sequence 1
+    let sapp = try RFC8448.open(serverApp, RFC8448.serverAppRecord)      // sequence 1
     #expect(Array(sapp.content) == RFC8448.payload)
-    let salert = try serverApp.openTLS13(RFC8448.record(RFC8448.serverAlertRecord))  // sequence 2
+    let salert = try RFC8448.open(serverApp, RFC8448.serverAlertRecord)  // sequence 2
     #expect(salert.type == 21 && Array(salert.content) == [1, 0])
 
     // Wrong sequence number -> tag check fails.
-    var wrong = RFC8448.protection(RFC8448.cApTraffic)
+    let wrong = RFC8448.protection(RFC8448.cApTraffic)
     wrong.sequence = 1
-    #expect(throws: (any Error).self) { try wrong.openTLS13(RFC8448.record(RFC8448.clientAppRecord)) }
+    #expect(throws: (any Error).self) { try RFC8448.open(wrong, RFC8448.clientAppRecord) }
 }
 
 @Test func connectionSwitchesEpochsOnFinished() {
@@ -212,7 +213,7 @@ enum RFC8448 {
     let data = Array("ab cd".utf8)
     let dsb = le(10) + le(28) + le(0x544C534B) + le(5) + data + [0, 0, 0] + le(28)
     let path = FileManager.default.temporaryDirectory.appendingPathComponent("smtptape-dsb-\(getpid()).pcapng").path
-    FileManager.default.createFile(atPath: path, contents: Data(shb + dsb))
+    _ = FileManager.default.createFile(atPath: path, contents: Data(shb + dsb))
     defer { try? FileManager.default.removeItem(atPath: path) }
     #expect(PcapngSecrets.keyLogs(inFile: path) == [data])
 }
