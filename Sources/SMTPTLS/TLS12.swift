@@ -74,6 +74,7 @@ public final class TLS12GCMProtection {
     let cipher: BulkCipher
     var nonce: [UInt8]
     var aad = [UInt8](repeating: 0, count: 13)
+    var scratch = Data()
     public var sequence: UInt64 = 0
 
     public init(cipher: BulkCipher, key: [UInt8], salt: [UInt8]) {
@@ -88,7 +89,7 @@ public final class TLS12GCMProtection {
         guard f.count >= 8 + 16 else { throw TLSParseError("GCM record too short") }
         for i in 0..<8 { nonce[4 + i] = f[f.startIndex + i] }
         TLS12.additionalData(&aad, sequence: sequence, record: record, plaintextLength: f.count - 24)
-        let plain = try AEADProtection.open(cipher, key: key, nonce: nonce, sealed: UnsafeRawBufferPointer(rebasing: f[8...]), aad: aad)
+        let plain = try AEADProtection.open(cipher, key: key, nonce: nonce, sealed: UnsafeRawBufferPointer(rebasing: f[8...]), aad: aad, scratch: &scratch)
         sequence += 1
         return plain
     }

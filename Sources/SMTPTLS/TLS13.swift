@@ -53,6 +53,7 @@ public final class AEADProtection {
     var nonce: [UInt8]          // reused scratch: no per-record allocation for the nonce bytes
     var aad = [UInt8](repeating: 0, count: 13)   // the same, for TLS 1.2's additional data
     var header = [UInt8](repeating: 0, count: 5)  // and for TLS 1.3's (the record header)
+    var scratch = Data()                          // the sealed box's bytes
 
     public init(cipher: BulkCipher, key: [UInt8], iv: [UInt8]) {
         precondition(cipher.isAEAD && iv.count == 12)
@@ -71,9 +72,10 @@ public final class AEADProtection {
     /// Opens ciphertext‖tag(16) with the given nonce and AAD. Throws if the tag does not verify.
     /// The sealed box is built in its combined form (nonce‖ciphertext‖tag) in one copy.
     static func open(_ cipher: BulkCipher, key: SymmetricKey, nonce: [UInt8],
-                     sealed: UnsafeRawBufferPointer, aad: some DataProtocol) throws -> Data {
+                     sealed: UnsafeRawBufferPointer, aad: some DataProtocol, scratch combined: inout Data) throws -> Data {
         guard sealed.count >= 16 else { throw TLSParseError("record shorter than the AEAD tag") }
-        var combined = Data(capacity: nonce.count + sealed.count)
+        // `combined` is reused from record to record: once the box is gone, it is ours alone again.
+        combined.removeAll(keepingCapacity: true)
         combined.append(contentsOf: nonce)
         combined.append(sealed.bindMemory(to: UInt8.self))
         switch cipher {
@@ -92,7 +94,7 @@ public final class AEADProtection {
         makeNonce()
         // The header as an array: swift-crypto reads contiguous arrays directly.
         for i in 0..<5 { header[i] = record.header[i] }
-        let inner = try Self.open(cipher, key: key, nonce: nonce, sealed: record.fragment, aad: header)
+        let inner = try Self.open(cipher, key: key, nonce: nonce, sealed: record.fragment, aad: header, scratch: &scratch)
         sequence += 1
         // TLSInnerPlaintext = content || ContentType type || uint8 zeros[length_of_padding]
         guard let last = inner.lastIndex(where: { $0 != 0 }) else {
@@ -106,7 +108,7 @@ public final class AEADProtection {
     public func openTLS12ChaCha(_ record: TLSRecord) throws -> Data {
         makeNonce()
         TLS12.additionalData(&aad, sequence: sequence, record: record, plaintextLength: record.fragment.count - 16)
-        let plain = try Self.open(cipher, key: key, nonce: nonce, sealed: record.fragment, aad: aad)
+        let plain = try Self.open(cipher, key: key, nonce: nonce, sealed: record.fragment, aad: aad, scratch: &scratch)
         sequence += 1
         return plain
     }

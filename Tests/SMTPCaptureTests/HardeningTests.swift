@@ -233,7 +233,7 @@ import Testing
         #expect(extract.status == 0)
         #expect(try FileManager.default.contentsOfDirectory(atPath: out.path) == ["stdin-session-1.yaml"])
         let yaml = try String(contentsOf: out.appendingPathComponent("stdin-session-1.yaml"), encoding: .utf8)
-        let committed = try String(contentsOf: Fixtures.root.appendingPathComponent("Scenarios/recorded/swaks-sink-plain-session-11.yaml"), encoding: .utf8)
+        let committed = try String(contentsOf: Fixtures.root.appendingPathComponent("Scenarios/recorded/swaks-sink-plain-session-1.yaml"), encoding: .utf8)
         let digest = committed.split(separator: "\n").first { $0.hasPrefix("  sha256: ") }!
         #expect(yaml.contains(digest + "\n"), "the digest of what came through the pipe")
         #expect(yaml.contains("  capture: stdin\n"))
@@ -337,7 +337,7 @@ import Testing
         #expect(!text.contains("client -> scenario"))
         #expect(text.contains("-- TLS started (STARTTLS): the dialogue inside TLS follows, in the clear"))
         #expect(!text.contains("the rest of the session is encrypted"))
-        let recorded = try cli.smtptape(["transcript", Fixtures.root.appendingPathComponent("Scenarios/recorded/swaks-sink-plain-session-11.yaml").path]).text
+        let recorded = try cli.smtptape(["transcript", Fixtures.root.appendingPathComponent("Scenarios/recorded/swaks-sink-plain-session-1.yaml").path]).text
         #expect(recorded.contains("== session 1: 127.0.0.1:"))
         #expect(recorded.contains(", 2026-11-29T"))
     }
