@@ -71,7 +71,11 @@ public final class TLSDecryptor {
 
     public init(keys: KeyLogStore) { self.keys = keys }
 
-    var isTLS13: Bool { serverHello?.version == 0x0304 }
+    /// Set with the (final) ServerHello: read on every record, so kept apart from it.
+    var isTLS13 = false
+    /// A ServerHello that is not a HelloRetryRequest was read: the suite is known.
+    var helloDone = false
+    var clientHelloSeen = false
 
     /// Bytes of a side given to the decryptor and not decrypted (what a failed side leaves).
     public func undecryptedBytes(_ side: Side) -> Int { self.side(side).undecrypted }
@@ -104,7 +108,7 @@ public final class TLSDecryptor {
         if suite == nil, !client.failed || !server.failed {
             if clientHello == nil {
                 failBoth("the capture has no complete ClientHello")
-            } else if serverHello == nil || serverHello!.isHelloRetryRequest {
+            } else if !helloDone {
                 failBoth("the capture has no complete ServerHello")
             }
         }
@@ -195,21 +199,21 @@ public final class TLSDecryptor {
     func handle(_ record: TLSRecord, from side: Side) {
         // Nothing can be looked up before the ClientHello (its random finds the keys), and the
         // client's protected records need the ServerHello's suite: they wait until then.
-        if (side == .server && clientHello == nil) || !self.side(side).pending.isEmpty {
+        let state = self.state(side)
+        if (side == .server && !clientHelloSeen) || !state.pending.isEmpty {
             return hold(record, from: side)
         }
-        if side == .client, clientHello != nil, serverHello == nil || serverHello!.isHelloRetryRequest,
-           record.type == ContentType.applicationData.rawValue {
+        if side == .client, !helloDone, clientHelloSeen, record.type == ContentType.applicationData.rawValue {
             return hold(record, from: side)
         }
         if record.type == ContentType.changeCipherSpec.rawValue {
             // TLS 1.3: the compatibility CCS (RFC 8446 D.4) is never protected; skip it. Before a
             // ServerHello only a TLS 1.3 client sends one. TLS 1.2: the sender's keys start now.
-            if isTLS13 || serverHello == nil || serverHello!.isHelloRetryRequest { return }
+            if isTLS13 || !helloDone { return }
             activateTLS12(side)
             return
         }
-        switch self.side(side).protection {
+        switch state.protection {
         case .waiting13(let label, let epoch):
             install13(side, label: label, epoch: epoch)
         case .waiting12:
@@ -217,7 +221,7 @@ public final class TLSDecryptor {
         default:
             break
         }
-        switch self.side(side).protection {
+        switch state.protection {
         case .none: plaintext(record, from: side)
         case .waiting12, .waiting13:
             waitingForKeys = true
@@ -256,6 +260,7 @@ public final class TLSDecryptor {
                     // After a HelloRetryRequest the second ClientHello keeps the random (RFC 8446 4.1.2).
                     if clientHello == nil {
                         clientHello = hello
+                        clientHelloSeen = true
                         if keys.secrets(for: hello.random) == nil, !keys.followsFiles {
                             return failBoth("the key log has no secrets for client random \(randomPrefix)")
                         }
@@ -312,6 +317,8 @@ public final class TLSDecryptor {
         guard hello.version == 0x0303 || hello.version == 0x0304 else {
             return failBoth("\(version) is not supported (TLS 1.2 and 1.3 are)")
         }
+        isTLS13 = hello.version == 0x0304
+        helloDone = true
         guard let suite = CipherSuite.named(hello.cipherSuite), suite.isTLS13 == (hello.version == 0x0304) else {
             return failBoth("the cipher suite \(CipherSuite.describe(hello.cipherSuite)) is not supported")
         }
@@ -427,8 +434,9 @@ public final class TLSDecryptor {
             fail(side, "a TLS record does not decrypt with the logged secrets (\(what)); the key log may belong to another connection")
             return
         }
-        settle(record, side)
-        mutate(side) { $0.decryptedAny = true }
+        let state = self.state(side)
+        state.undecrypted -= 5 + record.fragment.count
+        state.decryptedAny = true
         switch ContentType(rawValue: type) {
         case .applicationData:
             if !content.isEmpty { events.append(.plaintext(side, content)) }
