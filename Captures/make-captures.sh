@@ -21,7 +21,8 @@
 # TLS captures, the encrypted bytes and the key logs).  The TLS captures use
 # a throw-away self-signed RSA certificate made with openssl req in a
 # temporary directory that is deleted at the end; no private key is kept.
-# OpenSSL config files for the clients (OPENSSL_CONF) are in tls/.
+# OpenSSL config files for the clients (and one for the server) given with
+# OPENSSL_CONF are in tls/.
 #
 # Needs root (tcpdump on lo, ports 25/465/587).  Installs nothing; it checks
 # for: tcpdump, swaks, msmtp, curl, openssl, smtp-sink (postfix), ss
@@ -67,6 +68,7 @@ CAPTURES=(
   curl-aiosmtpd-tls12-aes128sha-etm-starttls
   smtplib-aiosmtpd-tls12-aes256sha384-mte-starttls
   curl-aiosmtpd-tls12-aes128sha256-mte-smtps
+  curl-aiosmtpd-tls13-hrr-starttls
 )
 DSB_CAPTURE=smtplib-aiosmtpd-tls13-chacha-starttls-auth   # also writes NAME-dsb.pcapng
 
@@ -492,9 +494,12 @@ check_keylog() {
     || die "${f##*/} has a line that is not in NSS key log format: $(grep -Ev '^(#.*|[A-Z][A-Z0-9_]* [0-9a-f]{64} [0-9a-f]{32,})$' "$f" | head -n 1)"
 }
 
-# check_tls_capture NAME PORT 1.2|1.3 SUITE ETM DIALOGUE_RE FOLLOW_RE...
+# check_tls_capture [--hrr] NAME PORT 1.2|1.3 SUITE ETM DIALOGUE_RE FOLLOW_RE...
 #   NAME.keys must be an NSS key log.  With tshark: the pcap must hold one
-#   TCP connection and one TLS handshake, whose ServerHello selects TLS
+#   TCP connection and one TLS handshake (without --hrr: one ClientHello and
+#   no HelloRetryRequest; with --hrr: ClientHello, HelloRetryRequest (a
+#   ServerHello whose random is HRR_RANDOM), a second ClientHello with the
+#   same random, then the real ServerHello), whose ServerHello selects TLS
 #   version 1.2/1.3 and cipher suite SUITE (hex, e.g. 0x1301), with the
 #   encrypt_then_mac extension (22) in the ServerHello if ETM is "etm", not
 #   if it is "mte" ("-": not checked; OpenSSL only echoes 22 for CBC suites,
@@ -504,14 +509,29 @@ check_keylog() {
 #   stream (tshark -z follow,tls,ascii,0) every FOLLOW_RE (extended
 #   regexes, case-insensitive).
 check_tls_capture() {
+  local hrr=0; [[ $1 == --hrr ]] && { hrr=1; shift; }
   local name=$1 port=$2 version=$3 suite=$4 etm=$5 dialogue_re=$6; shift 6
   local pcap="$HERE/$name.pcap" keys="$HERE/$name.keys"
   check_keylog "$keys"
   ((HAVE_TSHARK)) || return 0
-  local streams hello legacy supported got_suite exts got_version randoms crandom dialogue follow re
+  local streams hellos hello legacy supported got_suite exts got_version randoms crandom dialogue follow re
   streams=$(tshark -r "$pcap" -T fields -e tcp.stream 2>/dev/null | sort -u | wc -l)
   ((streams == 1)) || die "$name.pcap holds $streams TCP connections, expected 1"
-  hello=$(tshark -r "$pcap" -Y 'tls.handshake.type==2' -T fields -E 'separator=;' -e tcp.srcport \
+  # The handshake's ClientHellos (C) and ServerHellos (S, or H for a
+  # HelloRetryRequest), in order.
+  hellos=$(tshark -r "$pcap" -Y 'tls.handshake.type==1 || tls.handshake.type==2' -T fields \
+      -e tls.handshake.type -e tls.handshake.random 2>/dev/null \
+    | awk -F '\t' -v hrr="$HRR_RANDOM" '{ n = split($1, t, ","); split($2, r, ","); j = 0
+        for (i = 1; i <= n; i++) if (t[i] == 1 || t[i] == 2) { x = r[++j]; gsub(":", "", x)
+          printf "%s", t[i] == 1 ? "C" : (x == hrr ? "H" : "S") } }')
+  if ((hrr)); then
+    [[ $hellos == CHCS ]] \
+      || die "$name.pcap: expected ClientHello, HelloRetryRequest, ClientHello, ServerHello, got $hellos"
+  else
+    [[ $hellos == CS ]] || die "$name.pcap: expected one ClientHello and one ServerHello, got $hellos"
+  fi
+  hello=$(tshark -r "$pcap" -Y "tls.handshake.type==2 && !(tls.handshake.random==$(sed 's/../&:/g; s/:$//' <<<"$HRR_RANDOM"))" \
+    -T fields -E 'separator=;' -e tcp.srcport \
     -e tls.handshake.version -e tls.handshake.extensions.supported_version \
     -e tls.handshake.ciphersuite -e tls.handshake.extension.type 2>/dev/null)
   [[ $(wc -l <<<"$hello") == 1 && -n "$hello" ]] || die "$name.pcap: expected one ServerHello, got: $hello"
@@ -524,7 +544,10 @@ check_tls_capture() {
     etm) [[ ",$exts," == *,22,* ]] || die "$name.pcap: no encrypt_then_mac (22) in the ServerHello ($exts)" ;;
     mte) [[ ",$exts," != *,22,* ]] || die "$name.pcap: encrypt_then_mac (22) in the ServerHello ($exts)" ;;
   esac
-  crandom=$(tshark -r "$pcap" -Y 'tls.handshake.type==1' -T fields -e tls.handshake.random 2>/dev/null | tr -d ':')
+  # (after a HelloRetryRequest the second ClientHello has the same random)
+  crandom=$(tshark -r "$pcap" -Y 'tls.handshake.type==1' -T fields -e tls.handshake.random 2>/dev/null \
+    | tr -d ':' | sort -u)
+  [[ $(wc -l <<<"$crandom") == 1 ]] || die "$name.pcap: the ClientHellos have different randoms: $crandom"
   randoms=$(awk '!/^#/ { print $2 }' "$keys" | sort -u)
   [[ $randoms == "$crandom" ]] || die "$name.keys is not (only) for the ClientHello random $crandom"
   dialogue=$(tls_dialogue "$pcap" "$keys")
@@ -534,10 +557,14 @@ check_tls_capture() {
   for re in "$@"; do
     grep -Eqi -- "$re" <<<"$follow" || die "$name.pcap: decrypted stream does not match /$re/"
   done
-  printf '    %-30s TLS %s suite %s%s, decrypted: %s\n' "$name" "$version" "$got_suite" \
+  printf '    %-30s TLS %s suite %s%s%s, decrypted: %s\n' "$name" "$version" "$got_suite" \
     "$([[ $etm != - ]] && { [[ ",$exts," == *,22,* ]] && echo ' EtM' || echo ' no-EtM'; })" \
-    "$dialogue" >&2
+    "$( ((hrr)) && echo ' after HRR')" "$dialogue" >&2
 }
+
+# The random of a TLS 1.3 HelloRetryRequest (RFC 8446, 4.1.3: SHA-256 of
+# "HelloRetryRequest"); it is a ServerHello on the wire.
+HRR_RANDOM=cf21ad74e59a6111be1d8c021e65b891c2a211167abb8c5e079e09e2c8a8339c
 
 # Expected decrypted dialogues (tls_dialogue).  STARTTLS: EHLO and STARTTLS
 # in clear text, then everything inside TLS; SMTPS: nothing in clear text.
@@ -729,6 +756,34 @@ capture_curl_aiosmtpd_tls12_aes128sha256_mte_smtps() {
   check_capture "$name" '^< 250 2\.0\.0 Ok'
   local res; mapfile -t res < <(follow_res "$name")
   check_tls_capture "$name" "$port" 1.2 0xc027 mte "$RE_SMTPS$RE_MAIL" "${res[@]}"
+}
+
+capture_curl_aiosmtpd_tls13_hrr_starttls() {
+  local name=curl-aiosmtpd-tls13-hrr-starttls port=587
+  # The server accepts only P-256; curl (OpenSSL 3) offers the groups
+  # X25519, P-256, ... but sends a key share for X25519 only, so the server
+  # answers with a HelloRetryRequest for P-256 and curl sends a second
+  # ClientHello with a P-256 key share.
+  OPENSSL_CONF="$TLS_CONF/groups-p256.cnf" start_aiosmtpd_tls "$port" starttls
+  start_capture "$name" "$port"
+  curl_smtp "$name" smtp "$port" --ssl-reqd --tlsv1.3 --tls13-ciphers TLS_AES_128_GCM_SHA256
+  stop_capture; stop_server; save_keys "$name"
+  check_capture "$name" '^< 250 2\.0\.0 Ok' '^220 aiosmtpd' '^STARTTLS' '^220 Ready to start TLS'
+  local res; mapfile -t res < <(follow_res "$name")
+  check_tls_capture --hrr "$name" "$port" 1.3 0x1301 - "$RE_STARTTLS$RE_MAIL" "${res[@]}"
+  if ((HAVE_TSHARK)); then
+    # ClientHello 1: key share X25519 (0x001d) only; HRR: selected group
+    # P-256 (0x0017); ClientHello 2: key share P-256; ServerHello: P-256.
+    local groups
+    groups=$(tshark -r "$HERE/$name.pcap" -Y 'tls.handshake.type==1 || tls.handshake.type==2' -T fields \
+        -e tls.handshake.type -e tls.handshake.extensions_key_share_group \
+        -e tls.handshake.extensions_key_share_selected_group 2>/dev/null \
+      | awk -F '\t' '{ printf "%s%s:%s%s", (NR > 1 ? " " : ""), ($1 == 1 ? "C" : "S"), $2, $3 }')
+    [[ $groups == 'C:29 S:23 C:23 S:23' ]] \
+      || die "$name.pcap: expected key shares C:29 (X25519), HRR S:23 (P-256), C:23, S:23, got: $groups"
+    printf '    %-30s HelloRetryRequest: ClientHellos %s, key share groups %s\n' "$name" \
+      "$(tshark -r "$HERE/$name.pcap" -Y 'tls.handshake.type==1' 2>/dev/null | wc -l)" "$groups" >&2
+  fi
 }
 
 # ----------------------------------------------------------------- main ---

@@ -103,8 +103,10 @@ import Testing
         }
         #expect(suites.contains { $0.contains("CBC") }, "a CBC capture")
         #expect(seen.contains { $0.hasSuffix("starttls") } && seen.contains { $0.hasSuffix("implicit") })
-        // Encrypt-then-MAC and MAC-then-encrypt, told by the capture names the script gives them.
+        // Encrypt-then-MAC and MAC-then-encrypt, a HelloRetryRequest and KeyUpdates, told by the
+        // capture names the script gives them (it checks each with tshark).
         #expect(Self.keyed.contains { $0.contains("-etm") } && Self.keyed.contains { $0.contains("-mte") })
+        #expect(Self.keyed.contains { $0.contains("-hrr") } && Self.keyed.contains { $0.contains("-keyupdate") })
     }
 
     /// Every decrypted byte, per direction, is what tshark decrypts from the same capture and key log.
