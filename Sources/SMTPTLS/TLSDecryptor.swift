@@ -15,8 +15,8 @@ public enum TLSEvent {
     case plaintext(Side, Data)
     /// A side closed TLS (`close_notify`) or sent a fatal alert.
     case alert(Side, level: UInt8, description: UInt8)
-    /// The records of `side` (both sides when `nil`) cannot be read from here on. `bytes` counts
-    /// the bytes of that side given to the decryptor and not decrypted.
+    /// The records of `side` (both sides when `nil`) cannot be read from here on
+    /// (``TLSDecryptor/undecryptedBytes(_:)`` says how many bytes were left unread).
     case undecryptable(Side?, reason: String)
 }
 
@@ -65,8 +65,6 @@ public final class TLSDecryptor {
     var clientHello: ClientHelloInfo?
     var serverHello: ServerHelloInfo?
     var suite: CipherSuite?
-    /// Both sides failed for one reason: said once.
-    var failedBoth = false
     var events: [TLSEvent] = []
 
     public init(keys: KeyLogStore) { self.keys = keys }
@@ -78,7 +76,7 @@ public final class TLSDecryptor {
     var clientHelloSeen = false
 
     /// Bytes of a side given to the decryptor and not decrypted (what a failed side leaves).
-    public func undecryptedBytes(_ side: Side) -> Int { self.side(side).undecrypted }
+    public func undecryptedBytes(_ side: Side) -> Int { state(side).undecrypted }
 
     /// Whether a side can still be decrypted.
     public func isFailed(_ side: Side) -> Bool { side == .client ? client.failed : server.failed }
@@ -86,7 +84,7 @@ public final class TLSDecryptor {
     /// Feeds the next bytes of one side; returns what they produced (valid until the next call).
     public func feed(_ bytes: UnsafeRawBufferPointer, from side: Side) -> [TLSEvent] {
         events.removeAll(keepingCapacity: true)
-        guard !self.side(side).failed else { return events }
+        guard !state(side).failed else { return events }
         state(side).undecrypted += bytes.count
         retryWaiting()
         drain(side, bytes)
@@ -96,7 +94,7 @@ public final class TLSDecryptor {
     /// Reports bytes of one side missing from the capture: records after the hole cannot be framed.
     public func gap(_ count: Int, from side: Side) -> [TLSEvent] {
         events.removeAll(keepingCapacity: true)
-        guard !self.side(side).failed else { return events }
+        guard !state(side).failed else { return events }
         fail(side, "\(count) bytes are missing from the capture inside the TLS stream, so the records after them cannot be read")
         return events
     }
@@ -112,7 +110,7 @@ public final class TLSDecryptor {
                 failBoth("the capture has no complete ServerHello")
             }
         }
-        for side in [Side.client, .server] where !self.side(side).failed && !self.side(side).pending.isEmpty {
+        for side in [Side.client, .server] where !state(side).failed && !state(side).pending.isEmpty {
             fail(side, "the key log has no secrets for client random \(randomPrefix) (looked up again at the end)")
         }
         return events
@@ -123,25 +121,20 @@ public final class TLSDecryptor {
         return Hex.encode(random.prefix(8)) + "…"
     }
 
-    func mutate<R>(_ side: Side, _ body: (SideState) throws -> R) rethrows -> R {
-        try body(side == .client ? client : server)
-    }
-
     func state(_ side: Side) -> SideState { side == .client ? client : server }
 
-    func side(_ side: Side) -> SideState { side == .client ? client : server }
 
     /// Reads the records `bytes` completes (a record split across segments waits in the framer).
     func drain(_ side: Side, _ bytes: UnsafeRawBufferPointer) {
-        let state = self.state(side)
-        // The framer is taken out while records are handled, which may change the side's state.
+        let sideState = state(side)
+        // The framer is taken out while records are handled, which may change the side's sideState.
         var framer = RecordFramer()
-        swap(&framer, &state.framer)
-        defer { swap(&framer, &state.framer) }
+        swap(&framer, &sideState.framer)
+        defer { swap(&framer, &sideState.framer) }
         do {
             try framer.records(in: bytes) { record in
                 handle(record, from: side)
-                return !state.failed
+                return !sideState.failed
             }
         } catch {
             fail(side, "the stream is out of step with TLS records (not a record header: \(Hex.encode(error.header)))")
@@ -149,11 +142,9 @@ public final class TLSDecryptor {
     }
 
     func fail(_ side: Side, _ reason: String) {
-        guard !self.side(side).failed else { return }
-        mutate(side) {
-            $0.failed = true
-            $0.pending.removeAll()
-        }
+        guard !state(side).failed else { return }
+        state(side).failed = true
+        state(side).pending.removeAll()
         events.append(.undecryptable(side, reason: reason))
     }
 
@@ -165,7 +156,6 @@ public final class TLSDecryptor {
         server.failed = true
         client.pending.removeAll()
         server.pending.removeAll()
-        failedBoth = true
         events.append(.undecryptable(nil, reason: reason))
     }
 
@@ -175,9 +165,9 @@ public final class TLSDecryptor {
     func retryWaiting() {
         guard waitingForKeys else { return }
         waitingForKeys = false
-        for side in [Side.client, .server] where !self.side(side).pending.isEmpty {
-            let held = self.side(side).pending
-            mutate(side) { $0.pending = [] }
+        for side in [Side.client, .server] where !state(side).pending.isEmpty {
+            let held = state(side).pending
+            state(side).pending = []
             handleHeld(held, from: side)
         }
     }
@@ -190,8 +180,8 @@ public final class TLSDecryptor {
     }
 
     func hold(_ record: TLSRecord, from side: Side) {
-        mutate(side) { $0.pending.append(record.bytes) }
-        if self.side(side).pending.count > 256 {
+        state(side).pending.append(record.bytes)
+        if state(side).pending.count > 256 {
             fail(side, "more than 256 records waited for the TLS handshake")
         }
     }
@@ -199,8 +189,8 @@ public final class TLSDecryptor {
     func handle(_ record: TLSRecord, from side: Side) {
         // Nothing can be looked up before the ClientHello (its random finds the keys), and the
         // client's protected records need the ServerHello's suite: they wait until then.
-        let state = self.state(side)
-        if (side == .server && !clientHelloSeen) || !state.pending.isEmpty {
+        let sideState = state(side)
+        if (side == .server && !clientHelloSeen) || !sideState.pending.isEmpty {
             return hold(record, from: side)
         }
         if side == .client, !helloDone, clientHelloSeen, record.type == ContentType.applicationData.rawValue {
@@ -213,7 +203,7 @@ public final class TLSDecryptor {
             activateTLS12(side)
             return
         }
-        switch state.protection {
+        switch sideState.protection {
         case .waiting13(let label, let epoch):
             install13(side, label: label, epoch: epoch)
         case .waiting12:
@@ -221,7 +211,7 @@ public final class TLSDecryptor {
         default:
             break
         }
-        switch state.protection {
+        switch sideState.protection {
         case .none: plaintext(record, from: side)
         case .waiting12, .waiting13:
             waitingForKeys = true
@@ -234,13 +224,13 @@ public final class TLSDecryptor {
     /// counted as encrypted. Records in the clear (hellos, ChangeCipherSpec) stay counted, as
     /// they are without a key log.
     func settle(_ record: TLSRecord, _ side: Side) {
-        mutate(side) { $0.undecrypted -= 5 + record.fragment.count }
+        state(side).undecrypted -= 5 + record.fragment.count
     }
 
     func plaintext(_ record: TLSRecord, from side: Side) {
         switch ContentType(rawValue: record.type) {
         case .handshake:
-            mutate(side) { $0.handshake.append(record.fragment) }
+            state(side).handshake.append(record.fragment)
             handshakeMessages(from: side, encrypted: false)
         case .alert where record.fragment.count == 2:
             events.append(.alert(side, level: record.fragment[0], description: record.fragment[1]))
@@ -252,7 +242,7 @@ public final class TLSDecryptor {
     }
 
     func handshakeMessages(from side: Side, encrypted: Bool) {
-        while !self.side(side).failed, let (type, body) = mutate(side, { $0.handshake.next() }) {
+        while !state(side).failed, let (type, body) = state(side).handshake.next() {
             switch (side, HandshakeType(rawValue: type)) {
             case (.client, .clientHello) where !encrypted:
                 do {
@@ -286,20 +276,18 @@ public final class TLSDecryptor {
                 install13(.client, label: .clientHandshakeTrafficSecret, epoch: .handshake)
             case (_, .keyUpdate) where isTLS13:
                 // RFC 8446 4.6.3: the sender's next record uses the next generation of its secret.
-                if case .application(let generation) = self.side(side).epoch, let suite {
-                    let next = TLS13.nextTrafficSecret(suite, secret: self.side(side).trafficSecret)
+                if case .application(let generation) = state(side).epoch, let suite {
+                    let next = TLS13.nextTrafficSecret(suite, secret: state(side).trafficSecret)
                     let (key, iv) = TLS13.trafficKeys(suite, secret: next)
-                    mutate(side) {
-                        $0.trafficSecret = next
-                        $0.protection = .tls13(AEADProtection(cipher: suite.cipher, key: key, iv: iv))
-                        $0.epoch = .application(generation + 1)
-                    }
+                    state(side).trafficSecret = next
+                    state(side).protection = .tls13(AEADProtection(cipher: suite.cipher, key: key, iv: iv))
+                    state(side).epoch = .application(generation + 1)
                 }
             default:
                 break
             }
         }
-        if self.side(side).handshake.isOversized {
+        if state(side).handshake.isOversized {
             fail(side, "a TLS handshake message longer than \(HandshakeReassembler.maxMessage) bytes")
         }
     }
@@ -355,7 +343,7 @@ public final class TLSDecryptor {
         guard let suite, let random = clientHello?.random else { return }
         guard let secret = keys.secret(label, clientRandom: random) else {
             if keys.followsFiles {
-                mutate(side) { $0.protection = .waiting13(label, epoch) }
+                state(side).protection = .waiting13(label, epoch)
                 return
             }
             if side == .server, label == .serverHandshakeTrafficSecret, keys.secrets(for: random) == nil {
@@ -365,11 +353,9 @@ public final class TLSDecryptor {
             return
         }
         let (key, iv) = TLS13.trafficKeys(suite, secret: secret)
-        mutate(side) {
-            $0.protection = .tls13(AEADProtection(cipher: suite.cipher, key: key, iv: iv))
-            $0.epoch = epoch
-            $0.trafficSecret = secret
-        }
+        state(side).protection = .tls13(AEADProtection(cipher: suite.cipher, key: key, iv: iv))
+        state(side).epoch = epoch
+        state(side).trafficSecret = secret
     }
 
     func activateTLS12(_ side: Side) {
@@ -378,7 +364,7 @@ public final class TLSDecryptor {
         }
         guard let master = keys.secret(.clientRandom, clientRandom: hello.random) else {
             if keys.followsFiles {
-                mutate(side) { $0.protection = .waiting12 }
+                state(side).protection = .waiting12
                 return
             }
             return failBoth("the key log has no CLIENT_RANDOM line for client random \(randomPrefix)")
@@ -397,14 +383,14 @@ public final class TLSDecryptor {
             protection = .cbc12(TLS12CBCProtection(key: key, macKey: isClient ? block.clientMACKey : block.serverMACKey,
                                                    mac: suite.mac, encryptThenMAC: serverHello.encryptThenMAC))
         }
-        mutate(side) { $0.protection = protection }
+        state(side).protection = protection
     }
 
     func decrypt(_ record: TLSRecord, from side: Side) {
         var type = record.type
         let content: Data
         do {
-            switch self.side(side).protection {
+            switch state(side).protection {
             case .none, .waiting12, .waiting13:
                 return
             case .tls13(let protection):
@@ -416,7 +402,7 @@ public final class TLSDecryptor {
                     let (inner, data) = try protection.openTLS13(record)
                     type = inner
                     content = data
-                } catch where side == .client && clientHello?.offersEarlyData == true && !self.side(side).decryptedAny {
+                } catch where side == .client && clientHello?.offersEarlyData == true && !state(side).decryptedAny {
                     // 0-RTT offered and rejected (or its secret not logged): the server skips
                     // early records it cannot read (RFC 8446 4.2.10), and so do we.
                     settle(record, side)
@@ -434,14 +420,14 @@ public final class TLSDecryptor {
             fail(side, "a TLS record does not decrypt with the logged secrets (\(what)); the key log may belong to another connection")
             return
         }
-        let state = self.state(side)
-        state.undecrypted -= 5 + record.fragment.count
-        state.decryptedAny = true
+        let sideState = state(side)
+        sideState.undecrypted -= 5 + record.fragment.count
+        sideState.decryptedAny = true
         switch ContentType(rawValue: type) {
         case .applicationData:
             if !content.isEmpty { events.append(.plaintext(side, content)) }
         case .handshake:
-            mutate(side) { $0.handshake.append(content) }
+            sideState.handshake.append(content)
             handshakeMessages(from: side, encrypted: true)
         case .alert where content.count == 2:
             events.append(.alert(side, level: content[content.startIndex], description: content[content.startIndex + 1]))
