@@ -113,6 +113,9 @@ public final class TLSDecryptor {
         for side in [Side.client, .server] where !state(side).failed && !state(side).pending.isEmpty {
             fail(side, "the key log has no secrets for client random \(randomPrefix) (looked up again at the end)")
         }
+        for side in [Side.client, .server] where !state(side).failed && state(side).framer.buffered > 0 {
+            fail(side, "the connection ended inside a TLS record (\(state(side).framer.buffered) bytes of it)")
+        }
         return events
     }
 
@@ -193,7 +196,11 @@ public final class TLSDecryptor {
         if (side == .server && !clientHelloSeen) || !sideState.pending.isEmpty {
             return hold(record, from: side)
         }
-        if side == .client, !helloDone, clientHelloSeen, record.type == ContentType.applicationData.rawValue {
+        // After its ClientHello, nothing of the client's can be read before the ServerHello (or
+        // the second one after a HelloRetryRequest): its ChangeCipherSpec would be taken for
+        // TLS 1.3's compatibility one, its protected records have no keys yet. A capture can give
+        // them first (the sides' order between segments is only as good as the capture's).
+        if side == .client, !helloDone, clientHelloSeen {
             return hold(record, from: side)
         }
         if record.type == ContentType.changeCipherSpec.rawValue {
@@ -294,13 +301,9 @@ public final class TLSDecryptor {
 
     func serverHelloReceived(_ hello: ServerHelloInfo) throws {
         serverHello = hello
-        if hello.isHelloRetryRequest {
-            // The client answers with a second ClientHello in the clear; keys come with the real ServerHello.
-            let held = client.pending
-            client.pending = []
-            handleHeld(held, from: .client)
-            return
-        }
+        // After a HelloRetryRequest the client answers with a second ClientHello in the clear (it
+        // waits, held, with the rest); keys come with the real ServerHello.
+        if hello.isHelloRetryRequest { return }
         let version = Self.versionName(hello.version)
         guard hello.version == 0x0303 || hello.version == 0x0304 else {
             return failBoth("\(version) is not supported (TLS 1.2 and 1.3 are)")

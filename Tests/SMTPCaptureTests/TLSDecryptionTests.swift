@@ -252,4 +252,116 @@ import Testing
         let end = try #require(events.last)
         #expect((end["gap_bytes"] as? Int ?? 0) == payloads[target].bytes.count)
     }
+
+    // MARK: The decryptor alone, on the captures' TLS streams
+
+    /// The TLS bytes of each side of a capture (from the first TLS record on, as the dialogue
+    /// hands them over), from its TCP payloads in order.
+    static func tlsStreams(_ name: String) throws -> (client: [UInt8], server: [UInt8]) {
+        var client: [UInt8] = [], server: [UInt8] = []
+        for (fromClient, bytes) in try payloads(name) {
+            if fromClient { client += bytes } else { server += bytes }
+        }
+        // Implicit TLS starts at once; STARTTLS after the client's STARTTLS line and the server's
+        // 220 to it.
+        func tail(_ stream: [UInt8], after marker: String) -> [UInt8] {
+            let needle = Array(marker.utf8)
+            guard let start = stream.firstIndex(of: 0x16) else { return [] }
+            if needle.isEmpty { return Array(stream[start...]) }
+            var index = 0
+            while index + needle.count <= stream.count {
+                if Array(stream[index..<(index + needle.count)]) == needle, let end = stream[index...].firstIndex(of: 0x0A) {
+                    return Array(stream[(end + 1)...])
+                }
+                index += 1
+            }
+            return []
+        }
+        if client.first == 0x16 { return (client, server) }
+        return (tail(client, after: "STARTTLS"), tail(server, after: "220 Ready to start TLS"))
+    }
+
+    /// Feeds both sides in pieces and returns each side's plaintext and the failures.
+    static func decrypt(_ streams: (client: [UInt8], server: [UInt8]), keys: KeyLogStore, using random: inout some RandomNumberGenerator,
+                        largest: Int) -> (client: [UInt8], server: [UInt8], failures: [String]) {
+        let decryptor = TLSDecryptor(keys: keys)
+        var result: (client: [UInt8], server: [UInt8], failures: [String]) = ([], [], [])
+        var offsets = (client: 0, server: 0)
+        func take(_ events: [TLSEvent]) {
+            for event in events {
+                switch event {
+                case .plaintext(.client, let data): result.client += data
+                case .plaintext(.server, let data): result.server += data
+                case .undecryptable(let side, let reason): result.failures.append("\(side?.name ?? "both"): \(reason)")
+                default: break
+                }
+            }
+        }
+        // The client's ClientHello comes first, as on the wire; then the sides interleave at random.
+        while offsets.client < streams.client.count || offsets.server < streams.server.count {
+            let clientLeft = streams.client.count - offsets.client, serverLeft = streams.server.count - offsets.server
+            let fromClient = serverLeft == 0 || (clientLeft > 0 && (offsets.client == 0 || Bool.random(using: &random)))
+            let stream = fromClient ? streams.client : streams.server
+            let offset = fromClient ? offsets.client : offsets.server
+            let count = min(Int.random(in: 1...largest, using: &random), stream.count - offset)
+            stream[offset..<(offset + count)].withUnsafeBytes { take(decryptor.feed($0, from: fromClient ? .client : .server)) }
+            if fromClient { offsets.client += count } else { offsets.server += count }
+        }
+        take(decryptor.finish())
+        return result
+    }
+
+    struct SeededGenerator: RandomNumberGenerator {
+        var state: UInt64
+        mutating func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+    }
+
+    /// Any chunking of either side, and any interleaving of the two, gives the same plaintext:
+    /// records split across pieces, handshake messages split across records, records held for
+    /// the hellos.
+    @Test(arguments: keyed)
+    func anyChunkingGivesTheSamePlaintext(_ name: String) throws {
+        let streams = try Self.tlsStreams(name)
+        var whole = SeededGenerator(state: 1)
+        let reference = Self.decrypt(streams, keys: Self.keys(name), using: &whole, largest: 1 << 20)
+        #expect(reference.failures.isEmpty, "\(reference.failures)")
+        #expect(!reference.client.isEmpty && !reference.server.isEmpty)
+        for seed in 1...40 as ClosedRange<UInt64> {
+            var random = SeededGenerator(state: seed)
+            let pieces = Self.decrypt(streams, keys: Self.keys(name), using: &random, largest: seed % 4 == 0 ? 3 : 700)
+            #expect(pieces.failures.isEmpty, "seed \(seed): \(pieces.failures)")
+            #expect(pieces.client == reference.client && pieces.server == reference.server, "seed \(seed)")
+        }
+    }
+
+    /// A byte changed anywhere in either side's TLS stream never yields bytes that were not sent:
+    /// each side's plaintext is a prefix of the true one, and a side that stops says why.
+    @Test(arguments: keyed)
+    func aChangedByteNeverYieldsFalsePlaintext(_ name: String) throws {
+        let streams = try Self.tlsStreams(name)
+        var whole = SeededGenerator(state: 1)
+        let truth = Self.decrypt(streams, keys: Self.keys(name), using: &whole, largest: 1 << 20)
+        var random = SeededGenerator(state: 7)
+        for round in 0..<60 {
+            var damaged = streams
+            let onClient = round % 2 == 0
+            let length = onClient ? damaged.client.count : damaged.server.count
+            let at = Int.random(in: 0..<length, using: &random)
+            let flip = UInt8.random(in: 1...255, using: &random)
+            if onClient { damaged.client[at] ^= flip } else { damaged.server[at] ^= flip }
+            var chunks = SeededGenerator(state: UInt64(round))
+            let result = Self.decrypt(damaged, keys: Self.keys(name), using: &chunks, largest: 2000)
+            #expect(truth.client.starts(with: result.client), "round \(round): byte \(at) of the \(onClient ? "client" : "server")")
+            #expect(truth.server.starts(with: result.server), "round \(round): byte \(at) of the \(onClient ? "client" : "server")")
+            if result.client != truth.client || result.server != truth.server {
+                #expect(!result.failures.isEmpty, "round \(round): less plaintext, and no word why")
+            }
+        }
+    }
 }
