@@ -58,7 +58,7 @@ if [ -z "$tool" ]; then
 fi
 [ -x "$tool" ] || { echo "check-corpus: smtptape binary $tool not found; build it with swift build --product smtptape" >&2; exit 1; }
 
-echo "== corpus: $captures ($(find "$captures" -type f \( -name '*.pcap' -o -name '*.pcapng' -o -name '*.cap' \) | wc -l) captures), $tool, $(tshark --version | head -1)"
+echo "== corpus: $captures ($(find -L "$captures" -type f \( -name '*.pcap' -o -name '*.pcapng' -o -name '*.cap' \) | wc -l) captures), $tool, $(tshark --version | head -1)"
 start=$SECONDS
 
 if [ "$write" -eq 1 ]; then
