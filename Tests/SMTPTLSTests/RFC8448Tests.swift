@@ -217,3 +217,27 @@ enum RFC8448 {
     defer { try? FileManager.default.removeItem(atPath: path) }
     #expect(PcapngSecrets.keyLogs(inFile: path) == [data])
 }
+
+@Test func anUnsupportedSuiteIsNamedOnceForBothSides() {
+    let store = KeyLogStore()
+    store.add(KeyLog(text: "CLIENT_HANDSHAKE_TRAFFIC_SECRET \(Hex.encode(RFC8448.clientRandom)) \(Hex.encode(RFC8448.cHsTraffic))\n"))
+    let tls = TLSDecryptor(keys: store)
+    let body: [UInt8] = [3, 3] + RFC8448.clientRandom + [0, 0, 2, 0x13, 0x04, 1, 0, 0, 0]
+    let clientHello: [UInt8] = [22, 3, 1, 0, UInt8(body.count + 4), 1, 0, 0, UInt8(body.count)] + body
+    // RFC 8448's ServerHello with TLS_AES_128_CCM_SHA256 (0x1304) in place of its suite: the
+    // suite follows type(1) length(3) version(2) random(32) session id length(1).
+    var hello = RFC8448.serverHello
+    hello[39] = 0x13
+    hello[40] = 0x04
+    let serverHello: [UInt8] = [22, 3, 3, 0, UInt8(hello.count)] + hello
+    #expect(clientHello.withUnsafeBytes { tls.feed($0, from: .client) }.isEmpty)
+    let events = serverHello.withUnsafeBytes { tls.feed($0, from: .server) }
+    guard events.count == 1, case .undecryptable(nil, let reason) = events[0] else {
+        Issue.record("expected one undecryptable event, got \(events)")
+        return
+    }
+    #expect(reason == "the cipher suite TLS_AES_128_CCM_SHA256 (0x1304) is not supported")
+    // Nothing more is said for the records that follow.
+    let later: [UInt8] = [23, 3, 3, 0, 3, 1, 2, 3]
+    #expect(later.withUnsafeBytes { tls.feed($0, from: .server) }.isEmpty)
+}
