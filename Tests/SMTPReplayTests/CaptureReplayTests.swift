@@ -178,4 +178,85 @@ struct CaptureReplayTests {
         #expect(real.serverLines.contains("< 250 "), "\(real.transcript)")
         expectSame(real, replayed)
     }
+
+    /// tcpdump on lo until `body` is done; returns the capture's path.
+    static func capture(port: Int, into folder: URL, name: String, _ body: () async throws -> Void) async throws -> String {
+        let pcap = folder.appendingPathComponent(name).path
+        let tcpdump = try BackgroundProcess(["tcpdump", "-i", "lo", "-w", pcap, "-U", "-s", "0", "-B", "65536", "--immediate-mode",
+                                             "-Z", "root", "tcp port \(port)"])
+        defer { tcpdump.stop() }
+        try await tcpdump.waitUntil("'listening on'") { _, stderr in stderr.contains("listening on") }
+        try await body()
+        try await Task.sleep(nanoseconds: 300_000_000)  // the last FIN and ACK
+        tcpdump.interrupt()
+        #expect(try await tcpdump.wait() == 0, "\(tcpdump.stderr)")
+        return pcap
+    }
+
+    /// The lines of a transcript that are the dialogue (`C:`, `S:`, `D:`), without their times.
+    static func dialogue(_ transcript: String) -> [String] {
+        transcript.split(separator: "\n").compactMap { line in
+            let text = line.drop { $0 == " " || $0 == "+" || $0 == "." || $0.isNumber }.drop { $0 == " " }
+            return text.hasPrefix("C: ") || text.hasPrefix("S: ") || text.hasPrefix("D: ") ? String(text) : nil
+        }
+    }
+
+    @Test("the loop through TLS: curl and aiosmtpd over STARTTLS, captured with curl's key log; extract --keylog; replay with --keylog-out to curl again, captured: both captures decrypt to the same dialogue",
+          .enabled(if: Tools.available("curl"), "curl is not installed"))
+    func throughTLS() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("smtptape-tls-loop-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let message = try Tools.temporaryFile("message.txt", contents: Self.message + "\n")
+        func curl(_ port: Int, keys: String?) async throws -> Run {
+            let result = try await Tools.runAsync(["curl", "-sS", "-v", "-k", "--ssl-reqd", "--max-time", "10", "--crlf",
+                                                   "smtp://127.0.0.1:\(port)/client.example.test", "--mail-from", "alice@example.com",
+                                                   "--mail-rcpt", "bob@example.net", "--upload-file", message],
+                                                  environment: keys.map { ["SSLKEYLOGFILE": $0] } ?? [:])
+            return Run(status: result.status, serverLines: Tools.serverLines(result.stderr), transcript: result.stderr)
+        }
+
+        // The real server: aiosmtpd with STARTTLS; curl writes its key log.
+        let port = try Tools.freePort()
+        let script = Tools.repository.appendingPathComponent("Captures/servers/aiosmtpd_server.py").path
+        let server = try BackgroundProcess(["python3", script, "--host", "127.0.0.1", "--port", String(port), "--starttls"])
+        defer { server.stop() }
+        try await server.waitUntil("READY") { stdout, _ in stdout.contains("READY ") }
+        let curlKeys = folder.appendingPathComponent("curl.keys").path
+        var real: Run?
+        let first = try await Self.capture(port: port, into: folder, name: "real.pcap") { real = try await curl(port, keys: curlKeys) }
+        server.stop()
+        let realRun = try #require(real)
+        #expect(realRun.status == 0, "\(realRun.transcript)")
+
+        let scenarios = folder.appendingPathComponent("scenarios").path
+        let extract = try await Tools.runAsync([Tools.smtptape, "extract", "--keylog", curlKeys, "-o", scenarios, first])
+        #expect(extract.status == 0, "\(extract.stderr)")
+        let file = try #require(extract.stdout.split(separator: "\n").first.map(String.init))
+        let yaml = try String(contentsOfFile: file, encoding: .utf8)
+        #expect(yaml.contains("tls: start") && !yaml.contains("incomplete:"), "\(yaml)")
+
+        // The replay: its own key log (BoringSSL, through NIOSSL), and a capture of it.
+        let replayKeys = folder.appendingPathComponent("replay.keys").path
+        let replay = try BackgroundProcess([Tools.smtptape, "replay", file, "--listen", "127.0.0.1:0", "--sessions", "1", "--keylog-out", replayKeys])
+        defer { replay.stop() }
+        try await replay.waitUntil("the bound address") { stdout, _ in stdout.contains("\n") }
+        let address = try #require(replay.stdout.split(separator: "\n").first)
+        let replayPort = try #require(Int(address.split(separator: ":").last ?? ""), "\(address)")
+        var replayed: Run?
+        let second = try await Self.capture(port: replayPort, into: folder, name: "replayed.pcap") { replayed = try await curl(replayPort, keys: nil) }
+        #expect(try await replay.wait() == 0, "\(replay.stderr)")
+        expectSame(realRun, try #require(replayed))
+
+        // Each capture, decrypted with its key log: the same dialogue, with nothing left encrypted.
+        let realText = try await Tools.runAsync([Tools.smtptape, "transcript", "--keylog", curlKeys, "--data", "full", "--color", "never", first])
+        let replayText = try await Tools.runAsync([Tools.smtptape, "transcript", "--keylog", replayKeys, "--port", String(replayPort),
+                                                   "--data", "full", "--color", "never", second])
+        #expect(realText.stdout.contains("decrypted with the key log") && replayText.stdout.contains("decrypted with the key log"),
+                "\(realText.stdout)\(realText.stderr)\n\(replayText.stdout)\(replayText.stderr)")
+        #expect(!realText.stdout.contains("cannot decrypt") && !replayText.stdout.contains("cannot decrypt"))
+        let realLines = Self.dialogue(realText.stdout)
+        #expect(realLines.contains { $0.hasPrefix("C: MAIL FROM:<alice@example.com>") } && realLines.contains("D: Hello Bob."), "\(realText.stdout)")
+        #expect(Self.dialogue(replayText.stdout) == realLines, "real:\n\(realText.stdout)\nreplayed:\n\(replayText.stdout)")
+    }
 }
