@@ -225,10 +225,14 @@ final class ProxySession {
     func legFailed(_ side: Side, _ error: any Error) {
         if let io = error as? IOError, io.errnoCode == ECONNRESET, reason == nil {
             reason = .reset(by: side)
-        } else if problem == nil, !(error is NIOSSLError && closed.contains(side == .client ? .server : .client)) {
+        } else if problem == nil, !sessionOver, !(error is NIOSSLError && closed.contains(side == .client ? .server : .client)) {
             problem = "\(side == .client ? "the client" : "the server") connection failed: \(error)"
         }
     }
+
+    /// QUIT was answered by 221: how the connections go down after that (a reset, TLS closed
+    /// without close_notify, as smtplib and curl do) loses nothing of the session.
+    var sessionOver: Bool { dialogue.summary.lastReplyCode == 221 }
 
     /// Both legs closed: the dialogue ends, the recorder makes the scenario.
     func finish() {
@@ -251,7 +255,7 @@ final class ProxySession {
         // What went wrong is said in the scenario too, beside what the recorder found.
         var said: [String] = []
         if let problem { said.append(problem) }
-        if case .reset(let side) = reason { said.append("the connection was reset by the \(side == .client ? "client" : "server")") }
+        if case .reset(let side) = reason, !sessionOver { said.append("the connection was reset by the \(side == .client ? "client" : "server")") }
         if droppedAfterSTARTTLS > 0 { said.append("\(droppedAfterSTARTTLS) bytes the client sent after STARTTLS, before TLS, were dropped and never forwarded") }
         if !said.isEmpty, !scenario.sessions.isEmpty {
             let before = scenario.sessions[0].incomplete
