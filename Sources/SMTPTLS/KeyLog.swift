@@ -77,8 +77,27 @@ public struct KeyLog: Sendable {
         secrets[random, default: [:]][label] = secret
     }
 
+    /// Malformed lines warned about, and more skipped without a word (a binary file given by
+    /// mistake would otherwise fill the screen).
+    var malformed = 0
+    static let warningLimit = 5
+
     mutating func warn(_ name: String, _ number: Int, _ message: String) {
-        warnings.append("\(name):\(number): \(message); line skipped")
+        malformed += 1
+        if malformed <= Self.warningLimit {
+            warnings.append("\(name):\(number): \(message); line skipped")
+        }
+    }
+
+    /// The warnings, ended by a count of the malformed lines not shown.
+    mutating func takeWarnings() -> [String] {
+        var lines = warnings
+        if malformed > Self.warningLimit, let name = warnings.last?.split(separator: ":").first {
+            lines.append("\(name): \(malformed - Self.warningLimit) more malformed line(s) skipped")
+        }
+        warnings.removeAll()
+        malformed = 0
+        return lines
     }
 
     public func secret(_ label: Label, clientRandom: [UInt8]) -> [UInt8]? {
@@ -91,6 +110,7 @@ public struct KeyLog: Sendable {
             secrets[random, default: [:]].merge(labels) { _, new in new }
         }
         warnings += other.warnings
+        malformed += other.malformed
     }
 }
 
@@ -124,10 +144,7 @@ public final class KeyLogStore: @unchecked Sendable {
     public func add(_ other: KeyLog) { log.merge(other) }
 
     /// Warnings about malformed lines so far (each once).
-    public func takeWarnings() -> [String] {
-        defer { log.warnings.removeAll() }
-        return log.warnings
-    }
+    public func takeWarnings() -> [String] { log.takeWarnings() }
 
     public var isEmpty: Bool { log.isEmpty && sources.isEmpty }
 

@@ -241,3 +241,12 @@ enum RFC8448 {
     let later: [UInt8] = [23, 3, 3, 0, 3, 1, 2, 3]
     #expect(later.withUnsafeBytes { tls.feed($0, from: .server) }.isEmpty)
 }
+
+@Test func aKeyLogFullOfNoiseGivesFiveWarningsAndACount() {
+    var log = KeyLog(text: (1...12).map { "noise line \($0) with more fields" }.joined(separator: "\n"), name: "noise.bin")
+    let warnings = log.takeWarnings()
+    #expect(warnings.count == 6)
+    #expect(warnings.first == "noise.bin:1: not a key log line (expected LABEL CLIENT_RANDOM SECRET); line skipped")
+    #expect(warnings.last == "noise.bin: 7 more malformed line(s) skipped")
+    #expect(log.takeWarnings().isEmpty, "taken once")
+}
