@@ -12,6 +12,10 @@ public struct TLSRecord {
     /// The 5 header bytes as sent: the TLS 1.3 AEAD additional data.
     public var header: UnsafeRawBufferPointer
     public var fragment: UnsafeRawBufferPointer
+    /// For a record the framer put together from pieces: the 12 bytes right before `fragment`
+    /// (spare bytes and the header), which an AEAD may overwrite with its nonce to open the
+    /// record where it lies. `header` is not to be read once they are.
+    var scratchBeforeFragment: UnsafeMutableRawPointer?
 
     /// TLSCiphertext.length may be at most 2^14 + 2048 in TLS 1.2 (RFC 5246 6.2.3) and
     /// 2^14 + 256 in TLS 1.3 (RFC 8446 5.2); the larger is allowed.
@@ -42,6 +46,8 @@ public struct TLSRecord {
 public struct RecordFramer {
     /// The start of a record that spanned the bytes given so far.
     var partial: [UInt8] = []
+    /// Where a record put together from pieces is opened (kept from record to record).
+    var spare: [UInt8] = []
 
     public init() {}
 
@@ -70,11 +76,20 @@ public struct RecordFramer {
             partial.append(contentsOf: UnsafeRawBufferPointer(rebasing: input[0..<take]))
             input = UnsafeRawBufferPointer(rebasing: input[take...])
             guard partial.count == 5 + length else { return }
-            var whole: [UInt8] = []
-            swap(&whole, &partial)
-            let goOn = whole.withUnsafeBytes { body(TLSRecord.parse($0)!) }
+            // The record is opened where it lies: 7 spare bytes and the header give the 12 bytes
+            // an AEAD nonce needs right before the fragment.
+            var whole = [UInt8](repeating: 0, count: 0)
+            swap(&whole, &spare)
             whole.removeAll(keepingCapacity: true)
-            swap(&whole, &partial)
+            whole.append(contentsOf: [0, 0, 0, 0, 0, 0, 0])
+            whole.append(contentsOf: partial)
+            let goOn = whole.withUnsafeMutableBytes { buffer in
+                var record = TLSRecord.parse(UnsafeRawBufferPointer(rebasing: buffer[7...]))!
+                record.scratchBeforeFragment = buffer.baseAddress
+                return body(record)
+            }
+            swap(&whole, &spare)
+            partial.removeAll(keepingCapacity: true)
             guard goOn else { return }
         }
         while input.count >= 5 {

@@ -89,7 +89,9 @@ public final class TLS12GCMProtection {
         guard f.count >= 8 + 16 else { throw TLSParseError("GCM record too short") }
         for i in 0..<8 { nonce[4 + i] = f[f.startIndex + i] }
         TLS12.additionalData(&aad, sequence: sequence, record: record, plaintextLength: f.count - 24)
-        let plain = try AEADProtection.open(cipher, key: key, nonce: nonce, sealed: UnsafeRawBufferPointer(rebasing: f[8...]), aad: aad, scratch: &scratch)
+        let plain = try AEADProtection.open(cipher, key: key, nonce: nonce, sealed: UnsafeRawBufferPointer(rebasing: f[8...]), aad: aad, scratch: &scratch,
+                                                 // the salt goes right before the explicit nonce
+                                                 room: record.scratchBeforeFragment.map { $0 + 8 })
         sequence += 1
         return plain
     }

@@ -72,12 +72,23 @@ public final class AEADProtection {
     /// Opens ciphertext‖tag(16) with the given nonce and AAD. Throws if the tag does not verify.
     /// The sealed box is built in its combined form (nonce‖ciphertext‖tag) in one copy.
     static func open(_ cipher: BulkCipher, key: SymmetricKey, nonce: [UInt8],
-                     sealed: UnsafeRawBufferPointer, aad: some DataProtocol, scratch combined: inout Data) throws -> Data {
+                     sealed: UnsafeRawBufferPointer, aad: some DataProtocol, scratch combined: inout Data,
+                     room: UnsafeMutableRawPointer? = nil) throws -> Data {
         guard sealed.count >= 16 else { throw TLSParseError("record shorter than the AEAD tag") }
+        if let room, room + nonce.count == UnsafeMutableRawPointer(mutating: sealed.baseAddress!) {
+            // Room for the nonce right before the ciphertext: the box is the bytes where they lie.
+            nonce.withUnsafeBytes { room.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+            let box = Data(bytesNoCopy: room, count: nonce.count + sealed.count, deallocator: .none)
+            return try open(cipher, key: key, combined: box, aad: aad)
+        }
         // `combined` is reused from record to record: once the box is gone, it is ours alone again.
         combined.removeAll(keepingCapacity: true)
         combined.append(contentsOf: nonce)
         combined.append(sealed.bindMemory(to: UInt8.self))
+        return try open(cipher, key: key, combined: combined, aad: aad)
+    }
+
+    static func open(_ cipher: BulkCipher, key: SymmetricKey, combined: Data, aad: some DataProtocol) throws -> Data {
         switch cipher {
         case .aes128GCM, .aes256GCM:
             return try AES.GCM.open(try AES.GCM.SealedBox(combined: combined), using: key, authenticating: aad)
@@ -94,7 +105,8 @@ public final class AEADProtection {
         makeNonce()
         // The header as an array: swift-crypto reads contiguous arrays directly.
         for i in 0..<5 { header[i] = record.header[i] }
-        let inner = try Self.open(cipher, key: key, nonce: nonce, sealed: record.fragment, aad: header, scratch: &scratch)
+        let inner = try Self.open(cipher, key: key, nonce: nonce, sealed: record.fragment, aad: header, scratch: &scratch,
+                                  room: record.scratchBeforeFragment.map { $0 + 12 - nonce.count })
         sequence += 1
         // TLSInnerPlaintext = content || ContentType type || uint8 zeros[length_of_padding]
         guard let last = inner.lastIndex(where: { $0 != 0 }) else {
@@ -108,7 +120,8 @@ public final class AEADProtection {
     public func openTLS12ChaCha(_ record: TLSRecord) throws -> Data {
         makeNonce()
         TLS12.additionalData(&aad, sequence: sequence, record: record, plaintextLength: record.fragment.count - 16)
-        let plain = try Self.open(cipher, key: key, nonce: nonce, sealed: record.fragment, aad: aad, scratch: &scratch)
+        let plain = try Self.open(cipher, key: key, nonce: nonce, sealed: record.fragment, aad: aad, scratch: &scratch,
+                                  room: record.scratchBeforeFragment)
         sequence += 1
         return plain
     }
