@@ -83,44 +83,9 @@ fi
 "$work/pcap_loop" "$capture" > /dev/null
 
 # --- measurement -----------------------------------------------------------------------------
-now() { if [[ -n ${EPOCHREALTIME:-} ]]; then echo "$EPOCHREALTIME"; else date +%s.%N; fi; }
-
-# measure KEY STDOUT CMD...
-# Runs CMD $runs times under GNU time with stdout to STDOUT and stderr to $work/KEY.stderr.
-# Wall-clock time is taken around each run with microsecond resolution (GNU time's %e has only
-# 10 ms). Sets times_s[KEY] (the run times, space-separated), median_s[KEY], min_s[KEY],
-# max_s[KEY], peak_kib[KEY] (largest %M over the runs) and status[KEY] ("ok" or "failed (exit N)").
-declare -A times_s median_s min_s max_s peak_kib status
-measure() {
-    local key=$1 stdout=$2; shift 2
-    local tf=$work/$key.time err=$work/$key.stderr i t0 t1 rc e rss s
-    times_s[$key]=
-    peak_kib[$key]=0
-    status[$key]=ok
-    : > "$err"
-    for ((i = 1; i <= runs; i++)); do
-        t0=$(now)
-        rc=0
-        "$gnu_time" -f '%e %M' -o "$tf" "$@" > "$stdout" 2>> "$err" || rc=$?
-        t1=$(now)
-        if [[ $rc -ne 0 ]]; then
-            status[$key]="failed (exit $rc)"
-            echo "   run $i: FAILED with exit status $rc; last lines of $err:" >&2
-            tail -n 5 "$err" | sed 's/^/     /' >&2
-            return 0
-        fi
-        read -r e rss < <(tail -n 1 "$tf")
-        s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
-        printf '   run %d: %s s (GNU time %s s), peak RSS %.1f MiB\n' "$i" "$s" "$e" "$(awk -v k="$rss" 'BEGIN { print k / 1024 }')"
-        times_s[$key]+="$s "
-        if ((rss > peak_kib[$key])); then peak_kib[$key]=$rss; fi
-    done
-    read -r median_s[$key] min_s[$key] max_s[$key] < <(printf '%s\n' ${times_s[$key]} | sort -g | awk '
-        { v[NR] = $1 }
-        END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-              printf "%.3f %.3f %.3f\n", m, v[1], v[NR] }')
-    echo "   median ${median_s[$key]} s (${min_s[$key]} to ${max_s[$key]} s)"
-}
+measure_files=$work/
+# shellcheck source=bench/lib.sh
+source "$here/lib.sh"
 
 keys=(loop none json tshark)
 declare -A label cmdline
@@ -158,9 +123,6 @@ libpcap=$(pkg-config --modversion libpcap 2>/dev/null || echo unknown)
 tshark_version=$(tshark --version 2>/dev/null | head -1 | awk '{ print $3 }')
 swift_version=$(swift --version 2>/dev/null | grep -oE 'Swift version [0-9.]+' | head -1 || true)
 
-ok() { [[ ${status[$1]} == ok ]]; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
-mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 
 report=$work/results.txt
 {

@@ -94,41 +94,10 @@ echo "== captures"
 cat "$capture" "$plain" "$keylog" > /dev/null
 
 # --- measurement -----------------------------------------------------------------------------
-now() { if [[ -n ${EPOCHREALTIME:-} ]]; then echo "$EPOCHREALTIME"; else date +%s.%N; fi; }
-
-# measure KEY STDOUT CMD...: as in bench/run.sh. Runs CMD $runs times under GNU time, stdout to
-# STDOUT, stderr to $prefix-KEY.stderr; wall-clock time around each run (microseconds).
-declare -A times_s median_s min_s max_s peak_kib status
-measure() {
-    local key=$1 stdout=$2; shift 2
-    local tf=$prefix-$key.time err=$prefix-$key.stderr i t0 t1 rc e rss s
-    times_s[$key]=
-    peak_kib[$key]=0
-    status[$key]=ok
-    : > "$err"
-    for ((i = 1; i <= runs; i++)); do
-        t0=$(now)
-        rc=0
-        "$gnu_time" -f '%e %M' -o "$tf" "$@" > "$stdout" 2>> "$err" || rc=$?
-        t1=$(now)
-        if [[ $rc -ne 0 ]]; then
-            status[$key]="failed (exit $rc)"
-            echo "   run $i: FAILED with exit status $rc; last lines of $err:" >&2
-            tail -n 5 "$err" | sed 's/^/     /' >&2
-            return 0
-        fi
-        read -r e rss < <(tail -n 1 "$tf")
-        s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
-        printf '   run %d: %s s (GNU time %s s), peak RSS %.1f MiB\n' "$i" "$s" "$e" "$(awk -v k="$rss" 'BEGIN { print k / 1024 }')"
-        times_s[$key]+="$s "
-        if ((rss > peak_kib[$key])); then peak_kib[$key]=$rss; fi
-    done
-    read -r median_s[$key] min_s[$key] max_s[$key] < <(printf '%s\n' ${times_s[$key]} | sort -g | awk '
-        { v[NR] = $1 }
-        END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-              printf "%.3f %.3f %.3f\n", m, v[1], v[NR] }')
-    echo "   median ${median_s[$key]} s (${min_s[$key]} to ${max_s[$key]} s)"
-}
+# measure KEY STDOUT CMD... (bench/lib.sh): stderr to $prefix-KEY.stderr.
+measure_files=$prefix-
+# shellcheck source=bench/lib.sh
+source "$here/lib.sh"
 
 keys=(keylog plain tshark)
 declare -A label cmdline file
@@ -160,7 +129,6 @@ measure plain /dev/null "${plain_cmd[@]}"
 echo "== ${label[tshark]} (runs: $runs)"
 measure tshark "$prefix-tshark.out" "${tshark_cmd[@]}"
 
-ok() { [[ ${status[$1]} == ok ]]; }
 
 # --- correctness -----------------------------------------------------------------------------
 expected() { awk -v k="$1:" '$1 == k { print $2 }' "$info" 2>/dev/null; }
@@ -279,8 +247,6 @@ if [[ -n ${BENCH_SMTPTAPE:-} ]]; then  # not built here: say which binary, the c
 fi
 tshark_version=$(tshark --version 2>/dev/null | head -1 | awk '{ print $3 }')
 swift_version=$(swift --version 2>/dev/null | grep -oE 'Swift version [0-9.]+' | head -1 || true)
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
-mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 mbs() { awk -v b="$(stat -c %s "$1")" -v s="$2" 'BEGIN { if (s > 0) printf "%.0f", b / 1e6 / s; else print "n/a" }'; }
 size_line() {
     awk -v s="$(stat -c %s "$1")" -v n="$2" 'BEGIN { printf "%.1f MB (%d bytes), %s packets", s / 1e6, s, n }'

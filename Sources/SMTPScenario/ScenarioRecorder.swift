@@ -40,6 +40,9 @@ public final class ScenarioRecorder: SessionObserver {
         var earlyAuthLines = 0
         /// Why recording stopped, once it has.
         var stopped: String?
+        /// Recording stopped where TLS began unreadable: its mode and time, so that the reason,
+        /// which the reader gives right after (``tlsUndecryptable(side:reason:time:)``), is said there.
+        var stoppedAtTLS: (mode: TLSMode, time: Timestamp)?
         /// A reply recorded as `fault: partial` (-1: the greeting) until the dialogue goes on.
         var unterminatedReply: Int?
         /// The step whose reply was recorded last (-1: the greeting).
@@ -363,21 +366,29 @@ public final class ScenarioRecorder: SessionObserver {
             builder.steps[last].startsTLS = true
         }
         if start.state == .encrypted {
-            stop(builder, start.mode == .implicit
-                ? "the session is TLS from the first byte (implicit TLS) and could not be read"
-                : "the session continued under TLS after STARTTLS and could not be read", at: time)
+            if builder.stopped == nil { builder.stoppedAtTLS = (start.mode, time) }
+            stop(builder, Self.unreadableTLS(start.mode, "could not be read"), at: time)
         }
+    }
+
+    /// Why a scenario stops where TLS began: `outcome` says what became of the records.
+    static func unreadableTLS(_ mode: TLSMode, _ outcome: String) -> String {
+        mode == .implicit
+            ? "the session is TLS from the first byte (implicit TLS) and \(outcome)"
+            : "the session continued under TLS after STARTTLS and \(outcome)"
     }
 
     public func encrypted(side: Side, bytes: Int, time: Timestamp) {}
 
     public func tlsUndecryptable(side: Side?, reason: String, time: Timestamp) {
         guard let builder = recording else { return }
-        let whose = side.map { "the \($0.name)'s TLS records" } ?? "TLS"
-        if let stopped = builder.stopped, stopped.contains(" and could not be read;") {
-            // TLS began and was marked unreadable a moment ago: say why.
-            builder.stopped = stopped.replacingOccurrences(of: " and could not be read;", with: " and could not be decrypted (\(reason));")
+        if let (mode, start) = builder.stoppedAtTLS {
+            // TLS began and was marked unreadable a moment ago: say why, there.
+            builder.stoppedAtTLS = nil
+            builder.stopped = nil
+            stop(builder, Self.unreadableTLS(mode, "could not be decrypted (\(reason))"), at: start)
         } else {
+            let whose = side.map { "the \($0.name)'s TLS records" } ?? "TLS"
             stop(builder, "\(whose) could not be decrypted (\(reason))", at: time)
         }
     }

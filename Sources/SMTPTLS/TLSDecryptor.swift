@@ -73,7 +73,6 @@ public final class TLSDecryptor {
     var isTLS13 = false
     /// A ServerHello that is not a HelloRetryRequest was read: the suite is known.
     var helloDone = false
-    var clientHelloSeen = false
 
     /// Bytes of a side given to the decryptor and not decrypted (what a failed side leaves).
     public func undecryptedBytes(_ side: Side) -> Int { state(side).undecrypted }
@@ -193,14 +192,14 @@ public final class TLSDecryptor {
         // Nothing can be looked up before the ClientHello (its random finds the keys), and the
         // client's protected records need the ServerHello's suite: they wait until then.
         let sideState = state(side)
-        if (side == .server && !clientHelloSeen) || !sideState.pending.isEmpty {
+        if (side == .server && clientHello == nil) || !sideState.pending.isEmpty {
             return hold(record, from: side)
         }
         // After its ClientHello, nothing of the client's can be read before the ServerHello (or
         // the second one after a HelloRetryRequest): its ChangeCipherSpec would be taken for
         // TLS 1.3's compatibility one, its protected records have no keys yet. A capture can give
         // them first (the sides' order between segments is only as good as the capture's).
-        if side == .client, !helloDone, clientHelloSeen {
+        if side == .client, !helloDone, clientHello != nil {
             return hold(record, from: side)
         }
         if record.type == ContentType.changeCipherSpec.rawValue {
@@ -257,7 +256,6 @@ public final class TLSDecryptor {
                     // After a HelloRetryRequest the second ClientHello keeps the random (RFC 8446 4.1.2).
                     if clientHello == nil {
                         clientHello = hello
-                        clientHelloSeen = true
                         if keys.secrets(for: hello.random) == nil, !keys.followsFiles {
                             return failBoth("the key log has no secrets for client random \(randomPrefix)")
                         }

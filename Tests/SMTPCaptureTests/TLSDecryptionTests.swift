@@ -19,15 +19,8 @@ import Testing
 
     /// JSON Lines of a capture read with a key log.
     static func json(_ path: String, keys: KeyLogStore?, showSecrets: Bool = false) throws -> [[String: Any]] {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("smtptape-tls-\(UUID().uuidString)")
-        let descriptor = open(url.path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        defer { try? FileManager.default.removeItem(at: url) }
-        let output = ByteOutput(descriptor: descriptor)
-        let extractor = SMTPExtractor(options: ExtractionOptions(keys: keys), observer: JSONTranscriptWriter(output: output, showSecrets: showSecrets))
-        _ = extractor.read(file: path)
-        output.flush()
-        close(descriptor)
-        return try Data(contentsOf: url).split(separator: 0x0A).map {
+        let text = try Fixtures.render([path], keys: keys) { JSONTranscriptWriter(output: $0, showSecrets: showSecrets) }
+        return try Data(text.utf8).split(separator: 0x0A).map {
             try JSONSerialization.jsonObject(with: Data($0)) as! [String: Any]
         }
     }
@@ -311,29 +304,18 @@ import Testing
         return result
     }
 
-    struct SeededGenerator: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     /// Any chunking of either side, and any interleaving of the two, gives the same plaintext:
     /// records split across pieces, handshake messages split across records, records held for
     /// the hellos.
     @Test(arguments: keyed)
     func anyChunkingGivesTheSamePlaintext(_ name: String) throws {
         let streams = try Self.tlsStreams(name)
-        var whole = SeededGenerator(state: 1)
+        var whole = SplitMix64(seed: 1)
         let reference = Self.decrypt(streams, keys: Self.keys(name), using: &whole, largest: 1 << 20)
         #expect(reference.failures.isEmpty, "\(reference.failures)")
         #expect(!reference.client.isEmpty && !reference.server.isEmpty)
         for seed in 1...40 as ClosedRange<UInt64> {
-            var random = SeededGenerator(state: seed)
+            var random = SplitMix64(seed: seed)
             let pieces = Self.decrypt(streams, keys: Self.keys(name), using: &random, largest: seed % 4 == 0 ? 3 : 700)
             #expect(pieces.failures.isEmpty, "seed \(seed): \(pieces.failures)")
             #expect(pieces.client == reference.client && pieces.server == reference.server, "seed \(seed)")
@@ -345,9 +327,9 @@ import Testing
     @Test(arguments: keyed)
     func aChangedByteNeverYieldsFalsePlaintext(_ name: String) throws {
         let streams = try Self.tlsStreams(name)
-        var whole = SeededGenerator(state: 1)
+        var whole = SplitMix64(seed: 1)
         let truth = Self.decrypt(streams, keys: Self.keys(name), using: &whole, largest: 1 << 20)
-        var random = SeededGenerator(state: 7)
+        var random = SplitMix64(seed: 7)
         for round in 0..<60 {
             var damaged = streams
             let onClient = round % 2 == 0
@@ -355,7 +337,7 @@ import Testing
             let at = Int.random(in: 0..<length, using: &random)
             let flip = UInt8.random(in: 1...255, using: &random)
             if onClient { damaged.client[at] ^= flip } else { damaged.server[at] ^= flip }
-            var chunks = SeededGenerator(state: UInt64(round))
+            var chunks = SplitMix64(seed: UInt64(round))
             let result = Self.decrypt(damaged, keys: Self.keys(name), using: &chunks, largest: 2000)
             #expect(truth.client.starts(with: result.client), "round \(round): byte \(at) of the \(onClient ? "client" : "server")")
             #expect(truth.server.starts(with: result.server), "round \(round): byte \(at) of the \(onClient ? "client" : "server")")

@@ -42,11 +42,16 @@ enum Fixtures {
 
     /// Runs an observer that writes to a file descriptor and returns what it wrote.
     static func render(_ paths: [String], _ make: (ByteOutput) -> any SessionObserver) throws -> String {
+        try render(paths, keys: keys(for: paths), make)
+    }
+
+    /// The same, with the given TLS secrets (or none) in place of the key logs beside the captures.
+    static func render(_ paths: [String], keys: KeyLogStore?, _ make: (ByteOutput) -> any SessionObserver) throws -> String {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("smtptape-render-\(UUID().uuidString)")
         let descriptor = open(url.path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         defer { try? FileManager.default.removeItem(at: url) }
         let output = ByteOutput(descriptor: descriptor)
-        let extractor = SMTPExtractor(options: ExtractionOptions(keys: keys(for: paths)), observer: make(output))
+        let extractor = SMTPExtractor(options: ExtractionOptions(keys: keys), observer: make(output))
         for path in paths { _ = extractor.read(file: path) }
         output.flush()
         close(descriptor)
